@@ -1,0 +1,138 @@
+/**
+ * Signed records: canonical DAG-CBOR maps `{ $type, v, …fields, sig }`, signed by their author's
+ * Ed25519 key over a domain-separated encoding of the map without `sig`. The CID covers the signed
+ * bytes, so a strongRef pins one exact signed record.
+ *
+ * Decoding runs the whole pipeline (size → CBOR → canonical → $type/version → size per type →
+ * schema → signature → semantics); the only way to hold a `SignedRecord` is to have passed it.
+ */
+import type { z } from 'zod'
+import { cidForBytes, decodeCanonical, encodeCanonical, sha256Digest, type CID } from './cbor.js'
+import { concatBytes, utf8 } from './bytes.js'
+import { RecordError } from './errors.js'
+import { publicKeyFromDid, type Did, type Identity } from './identity.js'
+import { verify } from './ed25519.js'
+import { formatAtUri } from './address.js'
+import { tidFromTime } from './tid.js'
+
+/** Never a bare hash: the prefix keeps a record signature from being replayed as anything else. */
+export const RECORD_SIGNATURE_DOMAIN = utf8('cmesh/record-sig/v1\0')
+export const RECORD_VERSION = 1
+/** No record type is larger than this; checked before any parsing. */
+export const MAX_RECORD_BYTES = 64 * 1024
+
+export interface RecordType<Value> {
+  readonly nsid: string
+  readonly maxBytes: number
+  /** Validates the decoded map (including `$type`, `v`, `sig`) and yields the domain value. */
+  readonly schema: z.ZodType<Value>
+  /** The map's fields other than `$type`, `v` and `sig`, ready for DAG-CBOR. */
+  toFields: (value: Value) => Record<string, unknown>
+  author: (value: Value) => Did
+  /** The record's own time (unix seconds): orders it, names it (TID rkey) and bounds its clock window. */
+  time: (value: Value) => number
+  /** Cross-field rules the schema cannot say; throws RecordError('RECORD_SEMANTIC'). */
+  check?: (value: Value) => void
+}
+
+const verified: unique symbol = Symbol('cmesh.verifiedRecord')
+
+export interface SignedRecord<Value> {
+  readonly type: RecordType<Value>
+  readonly value: Value
+  /** The exact signed bytes, as received or produced. */
+  readonly bytes: Uint8Array
+  readonly cid: CID
+  /** sha256 of the canonical encoding without `sig`: folds every field (e.g. a card's cardDigest). */
+  readonly digest: Uint8Array
+  readonly author: Did
+  readonly uri: string
+  readonly [verified]: true
+}
+
+export type AnyRecordType = RecordType<any>
+export type ValueOf<T> = T extends RecordType<infer V> ? V : never
+
+function signingInput (body: Uint8Array): Uint8Array {
+  return concatBytes(RECORD_SIGNATURE_DOMAIN, body)
+}
+
+function bodyMap (type: AnyRecordType, value: unknown): Record<string, unknown> {
+  return { ...type.toFields(value), $type: type.nsid, v: RECORD_VERSION }
+}
+
+/** Signs `value` as `identity`, which must be the record's author; the result passes decodeRecord. */
+export function signRecord<Value> (type: RecordType<Value>, value: Value, identity: Identity): SignedRecord<Value> {
+  const author = type.author(value)
+  if (author !== identity.did) {
+    throw new RecordError('RECORD_BAD_SIGNATURE', 'a record can only be signed by its author', { author, signer: identity.did })
+  }
+  const body = bodyMap(type, value)
+  const sig = identity.sign(signingInput(encodeCanonical(body)))
+  return decodeRecord(encodeCanonical({ ...body, sig }), [type])
+}
+
+export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedRecord<ValueOf<T>> {
+  if (!(bytes instanceof Uint8Array)) throw new RecordError('RECORD_MALFORMED', 'expected bytes')
+  if (bytes.length > MAX_RECORD_BYTES) {
+    throw new RecordError('RECORD_TOO_LARGE', `record of ${bytes.length} bytes exceeds ${MAX_RECORD_BYTES}`, { size: bytes.length })
+  }
+  const map = decodeCanonical(bytes)
+  if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array) {
+    throw new RecordError('RECORD_MALFORMED', 'a record is a CBOR map')
+  }
+  const fields = map as Record<string, unknown>
+  const nsid = fields.$type
+  const type = types.find((t) => t.nsid === nsid)
+  if (type === undefined) {
+    throw new RecordError('RECORD_UNKNOWN_TYPE', 'unknown or unexpected record $type', { type: typeof nsid === 'string' ? nsid.slice(0, 100) : typeof nsid })
+  }
+  if (fields.v !== RECORD_VERSION) {
+    throw new RecordError('RECORD_UNSUPPORTED_VERSION', `unsupported ${type.nsid} version`, { version: String(fields.v).slice(0, 20) })
+  }
+  if (bytes.length > type.maxBytes) {
+    throw new RecordError('RECORD_TOO_LARGE', `${type.nsid} of ${bytes.length} bytes exceeds ${type.maxBytes}`, { size: bytes.length })
+  }
+  const { sig, $type: _t, v: _v, ...rest } = fields
+  if (!(sig instanceof Uint8Array)) throw new RecordError('RECORD_SCHEMA', 'missing signature `sig`')
+  const parsed = type.schema.safeParse(rest)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new RecordError('RECORD_SCHEMA', `${type.nsid}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'invalid'}`.trim())
+  }
+  const value = parsed.data as ValueOf<T>
+  const author = type.author(value)
+  const body = encodeCanonical({ ...rest, $type: nsid, v: RECORD_VERSION })
+  if (!verify(publicKeyFromDid(author), signingInput(body), sig)) {
+    throw new RecordError('RECORD_BAD_SIGNATURE', `${type.nsid} signature does not verify for its author`, { author })
+  }
+  type.check?.(value)
+  return {
+    type,
+    value,
+    bytes,
+    cid: cidForBytes(bytes),
+    digest: sha256Digest(body),
+    author,
+    uri: formatAtUri({ did: author, nsid: type.nsid, rkey: tidFromTime(BigInt(type.time(value)) * 1_000_000n) }),
+    [verified]: true
+  }
+}
+
+export interface ClockWindow {
+  /** How far ahead of `now` a record's time may be (clock skew). */
+  maxFutureSecs: number
+  /** How old a record may be and still be news; older ones are replays or stale. */
+  maxAgeSecs: number
+}
+
+/** Pure clock-window check; `nowSecs` comes from the caller. */
+export function checkClockWindow (record: SignedRecord<unknown>, nowSecs: number, window: ClockWindow): void {
+  const t = record.type.time(record.value)
+  if (t > nowSecs + window.maxFutureSecs) {
+    throw new RecordError('RECORD_FROM_FUTURE', `${record.type.nsid} is dated ${t - nowSecs}s in the future`, { time: t, now: nowSecs })
+  }
+  if (t < nowSecs - window.maxAgeSecs) {
+    throw new RecordError('RECORD_STALE', `${record.type.nsid} is ${nowSecs - t}s old`, { time: t, now: nowSecs })
+  }
+}
