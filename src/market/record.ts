@@ -51,7 +51,8 @@ export interface SignedRecord<Value> {
 }
 
 export type AnyRecordType = RecordType<any>
-export type ValueOf<T> = T extends RecordType<infer V> ? V : never
+/** Distributes over a union of types: decoding with [A, B] yields SignedRecord<A> | SignedRecord<B>. */
+export type SignedOf<T> = T extends RecordType<infer V> ? SignedRecord<V> : never
 
 function signingInput (body: Uint8Array): Uint8Array {
   return concatBytes(RECORD_SIGNATURE_DOMAIN, body)
@@ -69,10 +70,10 @@ export function signRecord<Value> (type: RecordType<Value>, value: Value, identi
   }
   const body = bodyMap(type, value)
   const sig = identity.sign(signingInput(encodeCanonical(body)))
-  return decodeRecord(encodeCanonical({ ...body, sig }), [type])
+  return decodeRecord(encodeCanonical({ ...body, sig }), [type]) as SignedRecord<Value>
 }
 
-export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedRecord<ValueOf<T>> {
+export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
   if (!(bytes instanceof Uint8Array)) throw new RecordError('RECORD_MALFORMED', 'expected bytes')
   if (bytes.length > MAX_RECORD_BYTES) {
     throw new RecordError('RECORD_TOO_LARGE', `record of ${bytes.length} bytes exceeds ${MAX_RECORD_BYTES}`, { size: bytes.length })
@@ -100,7 +101,7 @@ export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types:
     const issue = parsed.error.issues[0]
     throw new RecordError('RECORD_SCHEMA', `${type.nsid}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'invalid'}`.trim())
   }
-  const value = parsed.data as ValueOf<T>
+  const value = parsed.data
   const author = type.author(value)
   const body = encodeCanonical({ ...rest, $type: nsid, v: RECORD_VERSION })
   if (!verify(publicKeyFromDid(author), signingInput(body), sig)) {
@@ -116,7 +117,7 @@ export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types:
     author,
     uri: formatAtUri({ did: author, nsid: type.nsid, rkey: tidFromTime(BigInt(type.time(value)) * 1_000_000n) }),
     [verified]: true
-  }
+  } as unknown as SignedOf<T>
 }
 
 export interface ClockWindow {
@@ -127,7 +128,7 @@ export interface ClockWindow {
 }
 
 /** Pure clock-window check; `nowSecs` comes from the caller. */
-export function checkClockWindow (record: SignedRecord<unknown>, nowSecs: number, window: ClockWindow): void {
+export function checkClockWindow (record: SignedRecord<any>, nowSecs: number, window: ClockWindow): void {
   const t = record.type.time(record.value)
   if (t > nowSecs + window.maxFutureSecs) {
     throw new RecordError('RECORD_FROM_FUTURE', `${record.type.nsid} is dated ${t - nowSecs}s in the future`, { time: t, now: nowSecs })

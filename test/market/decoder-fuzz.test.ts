@@ -60,7 +60,7 @@ function apply (original: Uint8Array, m: Mutation): Uint8Array {
   }
 }
 
-function signatureHolds (record: SignedRecord<unknown>): boolean {
+function signatureHolds (record: SignedRecord<any>): boolean {
   const { sig, ...body } = dagCbor.decode(record.bytes) as Record<string, unknown>
   return verify(publicKeyFromDid(record.author), concatBytes(RECORD_SIGNATURE_DOMAIN, encodeCanonical(body)), sig as Uint8Array)
 }
