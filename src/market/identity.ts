@@ -4,7 +4,7 @@
  */
 import { base58btc } from 'multiformats/bases/base58'
 import { IdentityError } from './errors.js'
-import { ED25519_PUBLIC_KEY_LENGTH, ED25519_SEED_LENGTH, publicKeyFromSeed, sign } from './ed25519.js'
+import { ED25519_PUBLIC_KEY_LENGTH, ED25519_SEED_LENGTH, publicKeyFromSeed, signerFromSeed } from './ed25519.js'
 import { concatBytes } from './bytes.js'
 
 /** multicodec ed25519-pub (0xed) as unsigned varint. */
@@ -27,13 +27,12 @@ export function identityFromSeed (seed: Uint8Array): Identity {
   if (seed.length !== ED25519_SEED_LENGTH) {
     throw new IdentityError('IDENTITY_BAD_KEY', `an Ed25519 seed is ${ED25519_SEED_LENGTH} bytes, got ${seed.length}`)
   }
-  const privateSeed = Uint8Array.from(seed)
-  const publicKey = publicKeyFromSeed(privateSeed)
+  const publicKey = publicKeyFromSeed(seed)
   return {
     publicKey,
     did: didFromPublicKey(publicKey),
     peerId: peerIdFromPublicKey(publicKey),
-    sign: (message) => sign(privateSeed, message),
+    sign: signerFromSeed(seed, publicKey),
     // Keep the seed out of console.log / JSON / util.inspect output.
     toJSON: () => ({ did: didFromPublicKey(publicKey) }),
     [Symbol.for('nodejs.util.inspect.custom')]: () => `Identity(${didFromPublicKey(publicKey)})`

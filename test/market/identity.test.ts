@@ -62,3 +62,17 @@ describe('identity', () => {
     assert.throws(() => peerIdFromPublicKey(new Uint8Array(33)), (e: unknown) => e instanceof IdentityError)
   })
 })
+
+describe('ed25519 through node:crypto agrees with @noble/curves', () => {
+  it('same public keys and byte-identical signatures (RFC 8032 is deterministic)', async () => {
+    const { ed25519 } = await import('@noble/curves/ed25519.js')
+    for (let i = 0; i < 20; i++) {
+      const seed = sha256(utf8(`cross ${i}`))
+      const id = identityFromSeed(seed)
+      assert.deepEqual(id.publicKey, ed25519.getPublicKey(seed))
+      const msg = utf8(`message ${i}`)
+      assert.deepEqual(id.sign(msg), ed25519.sign(msg, seed))
+      assert.equal(ed25519.verify(id.sign(msg), msg, id.publicKey), true)
+    }
+  })
+})
