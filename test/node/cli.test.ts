@@ -56,7 +56,7 @@ describe('cmesh CLI', () => {
 
   it('reports a tampered record on stderr and leaves it out', async () => {
     const bytes = await readFile(join(dir, 'card.card.cbor'))
-    bytes[bytes.length - 3] ^= 1
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 3) ^ 1, bytes.length - 3)
     await writeFile(join(dir, 'tampered.cbor'), bytes)
     const r = await runCli(['audit', 'tampered.cbor', '--json'], dir)
     assert.equal(r.code, 0)
