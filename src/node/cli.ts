@@ -17,6 +17,11 @@ import { encodeSnapshot, readRecordsFile, type RefusedRecord } from './collectio
 import { writeFileAtomic } from './atomic-file.js'
 import { buildAuditReport, auditReportToJson, auditReportToText } from './audit-report.js'
 import { NodeError } from './errors.js'
+import { CmeshNode } from './node.js'
+import { readConfigFile, resolveConfig, ROLES } from './config.js'
+import { apiGet } from './api.js'
+import { decodeSnapshot, type RecordsRead } from './collection-file.js'
+import { capabilityUnion } from '../market/provider-card.js'
 
 export const DEFAULT_DATA_DIR = '.cmesh'
 export const KEY_FILE_NAME = 'node.key'
@@ -116,8 +121,9 @@ export function buildProgram (): Command {
       process.stdout.write(`${out}: ${collection.size} providers\n`)
     })
 
-  program.command('audit <file...>')
-    .description('audit a provider collection: level mix (claimed vs verified), fees, committee cost, capacity')
+  program.command('audit [file...]')
+    .description('audit a provider collection (snapshot files, or the running node\'s): level mix (claimed vs verified), fees, committee cost, capacity')
+    .option('--data <dir>', 'data directory of the running node to read when no file is given', DEFAULT_DATA_DIR)
     .addOption(new Option('--floor <level>', 'attestation floor').choices(ATTESTATION_LEVELS).default('Software'))
     .option('--scheme <scheme>', 'only providers serving this scheme')
     .option('--threshold <t>', 'signatures needed (threshold of the committee)', positiveInt)
@@ -128,8 +134,7 @@ export function buildProgram (): Command {
     .action(async (files: string[], opts) => {
       const at = opts.at ?? nowSecs()
       const collection = new ProviderCollection()
-      for (const file of files) {
-        const { records, refused } = await readRecordsFile(file)
+      for (const { records, refused } of await readSources(files, opts.data)) {
         warnRefused(refused)
         for (const r of records) collection.apply(r, at)
       }
@@ -146,7 +151,93 @@ export function buildProgram (): Command {
       else process.stdout.write(auditReportToText(report) + `\n(held: ${collection.size}, retired: ${retired}, not shown: ${collection.size - cards.length})\n`)
     })
 
+  program.command('start')
+    .description('run a node until SIGINT/SIGTERM (embedded defaults: provider + requester on 127.0.0.1, data in ./.cmesh)')
+    .option('--config <file>', 'JSON config file')
+    .option('--data <dir>', 'data directory (key, store, api.json)')
+    .option('--listen <addr...>', 'multiaddrs to listen on (default /ip4/127.0.0.1/tcp/0)')
+    .option('--announce <addr...>', 'multiaddrs to announce instead of the listen ones')
+    .option('--bootstrap <addr...>', 'peers to join through (multiaddrs with /p2p/<peer id>)')
+    .option('--network <name>', 'network name (topics and protocol ids are per network)')
+    .option('--api-port <port>', 'local API port (default: random)', (v) => Number(v))
+    .addOption(new Option('--roles <role...>', 'roles to play').choices(ROLES))
+    .action(async (opts) => {
+      const file = opts.config !== undefined ? await readConfigFile(opts.config) as Record<string, unknown> : {}
+      const config = resolveConfig({
+        ...file,
+        ...(opts.data !== undefined ? { dataDir: opts.data } : {}),
+        ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
+        ...(opts.announce !== undefined ? { announce: opts.announce } : {}),
+        ...(opts.bootstrap !== undefined ? { bootstrap: opts.bootstrap } : {}),
+        ...(opts.network !== undefined ? { network: opts.network } : {}),
+        ...(opts.apiPort !== undefined ? { apiPort: opts.apiPort } : {}),
+        ...(opts.roles !== undefined ? { roles: opts.roles } : {})
+      })
+      const node = new CmeshNode({ config })
+      await node.start()
+      const embedded = opts.config === undefined
+      process.stdout.write([
+        `cmesh node running${embedded ? ' on embedded defaults' : ''} (network ${config.network})`,
+        `  peer id:  ${node.libp2p.peerId.toString()}`,
+        `  did:      ${node.identity.did}`,
+        `  roles:    ${config.roles.join(', ')}${config.card === undefined && config.roles.includes('provider') ? ' (card: embedded local backend, Software level, simulated only)' : ''}`,
+        `  data:     ${join(config.dataDir)}`,
+        `  api:      ${node.apiUrl ?? 'off'} (token in ${join(config.dataDir, 'api.json')})`,
+        ...node.libp2p.getMultiaddrs().map((a) => `  listen:   ${a.toString()}`),
+        `  join it:  cmesh start --data <other dir> --bootstrap ${node.libp2p.getMultiaddrs()[0]?.toString() ?? '<addr>'}`,
+        '  see it:   cmesh cards   |   cmesh audit   |   cmesh status   (Ctrl-C stops)',
+        ''
+      ].join('\n'))
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          process.stderr.write(`cmesh: ${signal}: stopping\n`)
+          node.stop().then(resolve, (err) => { process.stderr.write(`cmesh: stop failed: ${(err as Error).message}\n`); resolve() })
+        }
+        process.once('SIGINT', () => stop('SIGINT'))
+        process.once('SIGTERM', () => stop('SIGTERM'))
+      })
+    })
+
+  program.command('cards')
+    .description('list the running node\'s provider collection (every record re-verified here)')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--at <unix>', 'evaluate expiry at this time (default now)', positiveInt)
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const at = opts.at ?? nowSecs()
+      const [{ records, refused }] = await readSources([], opts.data) as [RecordsRead]
+      warnRefused(refused)
+      const collection = new ProviderCollection()
+      for (const r of records) collection.apply(r, at)
+      const cards = collection.cards(at)
+      if (opts.json === true) {
+        printJson(cards.map((c) => ({ uri: c.uri, cid: c.cid.toString(), cardDigest: c.digest, card: c.value })))
+        return
+      }
+      process.stdout.write(`${cards.length} provider cards (held ${collection.size})\n`)
+      for (const c of cards) {
+        const u = capabilityUnion(c.value)
+        process.stdout.write(`${c.value.providerId}  ${c.value.attestationLevel.padEnd(10)}  fee ${c.value.feePerPartialWei} wei  cap ${c.value.capacityPerSecond}/s  ` +
+          `regions ${u.regions.join(',')}  expires ${new Date(c.value.expiresAtUnixSecs * 1000).toISOString()}\n`)
+      }
+    })
+
+  program.command('status')
+    .description('the running node\'s status (peer id, peers, collection size, gossip verdicts)')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .action(async (opts) => {
+      const res = await apiGet(opts.data, '/v1/status')
+      process.stdout.write(JSON.stringify(await res.json(), null, 2) + '\n')
+    })
+
   return program
+}
+
+/** Records from snapshot files, or from the running node's API when no file is named. */
+async function readSources (files: string[], dataDir: string): Promise<RecordsRead[]> {
+  if (files.length > 0) return await Promise.all(files.map(readRecordsFile))
+  const res = await apiGet(dataDir, '/v1/collection')
+  return [decodeSnapshot(new Uint8Array(await res.arrayBuffer()), `node:${dataDir}`)]
 }
 
 export async function main (argv: string[]): Promise<number> {

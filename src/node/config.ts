@@ -1,0 +1,63 @@
+/**
+ * Node configuration: a JSON file, overridden by flags, over embedded defaults. With nothing
+ * given, a node runs as provider + requester on 127.0.0.1 with the embedded local backend, data in
+ * `./.cmesh`. This is the only module that decides defaults; the rest receive a resolved config.
+ */
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { NodeError } from './errors.js'
+import type { CardDraft } from './card-draft.js'
+
+export const ROLES = ['provider', 'requester', 'auditor'] as const
+export type Role = typeof ROLES[number]
+
+/** The card a node with no card of its own configured offers: the embedded local backend. */
+export const DEFAULT_CARD_DRAFT: CardDraft = {
+  schemesSupported: ['vm.ssh'],
+  attestationLevel: 'Software',
+  capacityPerSecond: 1,
+  feePerPartialWei: '1000000000',
+  backends: [{ name: 'local', kind: 'local', regions: ['local'], maxCpu: 2, maxMemoryMiB: 2048, maxDiskGiB: 10, tdx: false }],
+  rates: [{ backend: 'local', cpuHourWei: '1000000000000', memoryGiBHourWei: '100000000000', diskGiBHourWei: '1000000000' }]
+}
+
+const configSchema = z.strictObject({
+  network: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).default('devnet'),
+  dataDir: z.string().min(1).default('.cmesh'),
+  listen: z.array(z.string()).min(1).default(['/ip4/127.0.0.1/tcp/0']),
+  announce: z.array(z.string()).default([]),
+  bootstrap: z.array(z.string()).default([]),
+  apiHost: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
+  apiPort: z.number().int().min(0).max(65535).default(0),
+  roles: z.array(z.enum(ROLES)).default(['provider', 'requester']),
+  /** The provider's card draft (see card-draft.ts); the embedded local one when absent. */
+  card: z.record(z.string(), z.unknown()).optional(),
+  cardTtlSecs: z.number().int().min(60).max(7 * 86400).default(7200),
+  cardRefreshSecs: z.number().int().min(10).default(1800),
+  syncIntervalSecs: z.number().int().min(1).default(60),
+  redialIntervalSecs: z.number().int().min(1).default(5),
+  gossipHeartbeatMs: z.number().int().min(50).max(10_000).default(1000),
+  /** Gossipsub IP-colocation penalty exemptions: loopback by default (every test node shares it). */
+  ipColocationWhitelist: z.array(z.string()).default(['127.0.0.1', '::1']),
+  dht: z.boolean().default(true)
+})
+
+export type NodeConfig = z.output<typeof configSchema> & { card?: CardDraft }
+export type NodeConfigInput = z.input<typeof configSchema>
+
+export function resolveConfig (input: unknown): NodeConfig {
+  const parsed = configSchema.safeParse(input ?? {})
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new NodeError('CONFIG_INVALID', `config: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data as NodeConfig
+}
+
+export async function readConfigFile (path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'))
+  } catch (err: any) {
+    throw new NodeError('CONFIG_INVALID', `cannot read config ${path}: ${err.code ?? err.message}`)
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * libp2p 3 assembled for cmesh: tcp + noise + yamux, identify, ping, gossipsub (strict signing,
+ * content-addressed message ids, our scoring), kad-dht under our own protocol id in server mode,
+ * bootstrap. Everything a loopback or NAT deployment trips on is set here, with the reason.
+ */
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { bootstrap } from '@libp2p/bootstrap'
+import type { PrivateKey } from '@libp2p/interface'
+import { cidForBytes } from '../market/cbor.js'
+import { protocolId, topicName } from '../protocols/names.js'
+import { scoreParams } from '../protocols/gossip-scoring.js'
+import { MAX_RECORD_BYTES } from '../market/record.js'
+
+export interface MeshServices {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+  dht?: KadDHT
+}
+
+export type MeshLibp2p = Libp2p<MeshServices & Record<string, unknown>>
+
+export interface MeshLibp2pInit {
+  privateKey: PrivateKey
+  network: string
+  listen: string[]
+  announce?: string[]
+  bootstrap?: string[]
+  heartbeatMs?: number
+  ipColocationWhitelist?: string[]
+  dht?: boolean
+}
+
+export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
+  const topics = [topicName(init.network, 'cards'), topicName(init.network, 'rfps')]
+  const services: Record<string, any> = {
+    identify: identify(),
+    ping: ping(),
+    pubsub: gossipsub({
+      globalSignaturePolicy: 'StrictSign',
+      // Message id = the record's CID: the same record is one message however often it is sent.
+      msgIdFn: (msg) => cidForBytes(msg.data).bytes,
+      allowPublishToZeroTopicPeers: true,
+      ignoreDuplicatePublishError: true,
+      emitSelf: false,
+      heartbeatInterval: init.heartbeatMs ?? 1000,
+      maxInboundDataLength: MAX_RECORD_BYTES + 1024,
+      scoreParams: scoreParams(topics, init.ipColocationWhitelist ?? ['127.0.0.1', '::1']),
+      allowedTopics: topics
+    })
+  }
+  if (init.dht !== false) {
+    services.dht = kadDHT({
+      // Never the public IPFS DHT: our own protocol id per network.
+      protocol: protocolId(init.network, 'kad'),
+      // Left unset, a node on a private address stays a client forever and answers nobody.
+      clientMode: false,
+      // The default mapper drops private addresses, which leaves a loopback/LAN routing table empty.
+      peerInfoMapper: passthroughMapper
+    })
+  }
+  const bootstrapList = (init.bootstrap ?? []).filter((a) => a.includes('/p2p/'))
+  return await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      // Inbound connections are rate-limited per IP (5/s by default); every local node shares 127.0.0.1.
+      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
+      maxConnections: 300
+    },
+    peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
+    services
+  }) as unknown as MeshLibp2p
+}

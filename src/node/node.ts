@@ -1,0 +1,244 @@
+/**
+ * A running cmesh node: key, store, libp2p, the gossip topics, sync, the role loops and the local
+ * API, started and stopped in order. Roles are configuration; a node may play all of them.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
+import { ProviderCollection, type CollectionRecord } from '../market/collection.js'
+import { RfpBook } from '../market/rfp-book.js'
+import { signRecord } from '../market/record.js'
+import { ProviderCardType, type SignedProviderCard } from '../market/provider-card.js'
+import { CcrfpType, type Ccrfp, type SignedCcrfp } from '../market/ccrfp.js'
+import type { Identity } from '../market/identity.js'
+import { cardGossip } from '../protocols/card-gossip.js'
+import { rfpGossip } from '../protocols/rfp-gossip.js'
+import { SyncProtocol, type SyncResult } from '../protocols/sync.js'
+import type { GossipTopic } from '../protocols/gossip-topic.js'
+import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
+import { loadOrCreateKeyFile } from './key-store.js'
+import { NodeStore } from './store.js'
+import { ApiServer } from './api.js'
+import { encodeSnapshot } from './collection-file.js'
+import { cardFromDraft } from './card-draft.js'
+import { DEFAULT_CARD_DRAFT, type NodeConfig } from './config.js'
+import { createLogger, type Logger } from './logger.js'
+
+export const KEY_FILE = 'node.key'
+
+export interface CmeshNodeInit {
+  config: NodeConfig
+  /** Wall clock in ms; tests move it. */
+  now?: () => number
+  log?: Logger
+  /** Serve the local HTTP API (default true). In-process test meshes turn it off. */
+  api?: boolean
+}
+
+export class CmeshNode {
+  readonly config: NodeConfig
+  readonly collection = new ProviderCollection()
+  readonly rfps = new RfpBook()
+  private readonly now: () => number
+  private readonly log: Logger
+  private readonly dataDir: string
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly syncing = new Set<string>()
+  private node: MeshLibp2p | undefined
+  private me: Identity | undefined
+  private store: NodeStore | undefined
+  private api: ApiServer | undefined
+  private cardTopic: ReturnType<typeof cardGossip> | undefined
+  private rfpTopic: ReturnType<typeof rfpGossip> | undefined
+  private sync: SyncProtocol | undefined
+  private ownCard: SignedProviderCard | undefined
+  private readonly withApi: boolean
+  /** The last sync result per peer (for status and tests). */
+  readonly syncResults = new Map<string, SyncResult>()
+
+  constructor (init: CmeshNodeInit) {
+    this.config = init.config
+    this.now = init.now ?? Date.now
+    this.log = init.log ?? createLogger('cmesh')
+    this.dataDir = resolve(init.config.dataDir)
+    this.withApi = init.api ?? true
+  }
+
+  get libp2p (): MeshLibp2p {
+    if (this.node === undefined) throw new Error('node not started')
+    return this.node
+  }
+
+  get identity (): Identity {
+    if (this.me === undefined) throw new Error('node not started')
+    return this.me
+  }
+
+  get cards (): GossipTopic<any> {
+    if (this.cardTopic === undefined) throw new Error('node not started')
+    return this.cardTopic
+  }
+
+  get rfpTopicHandle (): GossipTopic<any> {
+    if (this.rfpTopic === undefined) throw new Error('node not started')
+    return this.rfpTopic
+  }
+
+  get apiUrl (): string | undefined {
+    return this.api?.url
+  }
+
+  private nowSecs (): number {
+    return Math.floor(this.now() / 1000)
+  }
+
+  async start (): Promise<void> {
+    const c = this.config
+    await mkdir(this.dataDir, { recursive: true, mode: 0o700 })
+    const key = await loadOrCreateKeyFile(join(this.dataDir, KEY_FILE))
+    this.me = key.identity
+    if (key.created) this.log.info(`created node key ${join(this.dataDir, KEY_FILE)} (mode 0600)`)
+
+    this.store = new NodeStore(join(this.dataDir, 'db'))
+    await this.store.open()
+    const loaded = await this.store.loadRecords()
+    for (const record of loaded.records) this.collection.apply(record, this.nowSecs())
+    if (loaded.corrupt > 0) this.log.warn(`${loaded.corrupt} stored records failed verification and were skipped`)
+    this.log.info(`collection: ${this.collection.size} records loaded from ${join(this.dataDir, 'db')}`)
+
+    this.node = await createMeshLibp2p({
+      privateKey: key.privateKey,
+      network: c.network,
+      listen: c.listen,
+      announce: c.announce,
+      bootstrap: c.bootstrap,
+      heartbeatMs: c.gossipHeartbeatMs,
+      ipColocationWhitelist: c.ipColocationWhitelist,
+      dht: c.dht
+    })
+    const persist = (record: CollectionRecord): void => {
+      this.store?.putRecord(record).catch((err) => this.log.error(`store: ${(err as Error).message}`))
+    }
+    const gossipLog = this.log.forComponent('gossip')
+    this.cardTopic = cardGossip(this.node.services.pubsub, { network: c.network, collection: this.collection, now: this.now, onAdmitted: persist, log: gossipLog.debug })
+    this.rfpTopic = rfpGossip(this.node.services.pubsub, { network: c.network, book: this.rfps, now: this.now, log: gossipLog.debug })
+    this.sync = new SyncProtocol(this.node, { network: c.network, collection: this.collection, now: this.now, onAdmitted: persist, log: this.log.forComponent('sync').debug })
+    this.cardTopic.start()
+    this.rfpTopic.start()
+    await this.sync.start()
+
+    this.node.addEventListener('peer:connect', (evt) => { this.syncWith(evt.detail) })
+    this.every(10, () => {
+      for (const change of this.collection.expire(this.nowSecs())) this.log.info(`card of ${change.providerId} expired`)
+      this.rfps.close(this.nowSecs())
+    })
+    this.every(c.syncIntervalSecs, () => {
+      const peers = this.node?.getPeers() ?? []
+      const peer = peers[Math.floor(Math.random() * peers.length)]
+      if (peer !== undefined) this.syncWith(peer)
+    })
+    if (c.bootstrap.length > 0) this.every(c.redialIntervalSecs, () => { void this.redialBootstrap() })
+
+    if (c.roles.includes('provider')) {
+      await this.publishOwnCard()
+      // Refresh well before expiry so a card never lapses between refreshes.
+      this.every(Math.min(c.cardRefreshSecs, Math.floor(c.cardTtlSecs / 2)), () => {
+        this.publishOwnCard().catch((err) => this.log.error(`card refresh failed: ${(err as Error).message}`))
+      })
+    }
+
+    if (this.withApi) {
+      this.api = new ApiServer({ host: c.apiHost, port: c.apiPort, dataDir: this.dataDir, routes: this.apiRoutes() })
+      await this.api.start()
+    }
+  }
+
+  async stop (): Promise<void> {
+    for (const t of this.timers.splice(0)) clearInterval(t)
+    await this.api?.stop()
+    this.cardTopic?.stop()
+    this.rfpTopic?.stop()
+    await this.sync?.stop().catch(() => {})
+    await this.node?.stop()
+    await this.store?.close()
+  }
+
+  /** Signs this node's card (config draft, current addresses, fresh times), stores and gossips it. */
+  async publishOwnCard (): Promise<SignedProviderCard> {
+    const c = this.config
+    const draft = { ...(c.card ?? DEFAULT_CARD_DRAFT), ttlSecs: c.cardTtlSecs, listenAddrs: this.libp2p.getMultiaddrs().map(String).slice(0, 16) }
+    let now = this.nowSecs()
+    // Two publishes in the same second would tie on time; the later one must still win.
+    if (this.ownCard !== undefined && now <= this.ownCard.value.committedAtUnixSecs) now = this.ownCard.value.committedAtUnixSecs + 1
+    const card = signRecord(ProviderCardType, cardFromDraft({ ...draft, committedAtUnixSecs: now }, this.identity, now), this.identity)
+    this.collection.apply(card, this.nowSecs())
+    await this.store?.putRecord(card)
+    this.ownCard = card
+    const recipients = await this.cards.publish(card.bytes)
+    this.log.debug(`published own card ${card.cid.toString()} to ${recipients} peers`)
+    return card
+  }
+
+  /** Requester: signs an RFP (requester and time filled in), keeps it in the book and gossips it. */
+  async publishRfp (fields: Omit<Ccrfp, 'requester' | 'createdAtUnixSecs'>): Promise<SignedCcrfp> {
+    const rfp = signRecord(CcrfpType, { ...fields, requester: this.identity.did, createdAtUnixSecs: this.nowSecs() }, this.identity)
+    this.rfps.add(rfp, this.nowSecs())
+    await this.rfpTopicHandle.publish(rfp.bytes)
+    return rfp
+  }
+
+  /** Runs one sync session with `peer` unless one is already running. */
+  syncWith (peer: PeerId): void {
+    const id = peer.toString()
+    if (this.syncing.has(id) || this.sync === undefined) return
+    this.syncing.add(id)
+    this.sync.pull(peer)
+      .then((r) => {
+        this.syncResults.set(id, r)
+        if (r.admitted > 0 || r.invalid > 0) this.log.info(`sync with ${id}: ${r.admitted} admitted, ${r.invalid} invalid, ${r.ms.toFixed(0)} ms`)
+      })
+      .catch((err) => this.log.debug(`sync with ${id} failed: ${(err as Error).message}`))
+      .finally(() => this.syncing.delete(id))
+  }
+
+  private async redialBootstrap (): Promise<void> {
+    if (this.node === undefined || this.node.getConnections().length > 0) return
+    for (const addr of this.config.bootstrap) {
+      try {
+        await this.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(5000) })
+      } catch (err) {
+        this.log.debug(`bootstrap dial ${addr} failed: ${(err as Error).message}`)
+      }
+    }
+  }
+
+  private every (secs: number, fn: () => void): void {
+    const t = setInterval(fn, secs * 1000)
+    t.unref()
+    this.timers.push(t)
+  }
+
+  status (): Record<string, unknown> {
+    const now = this.nowSecs()
+    return {
+      peerId: this.libp2p.peerId.toString(),
+      did: this.identity.did,
+      network: this.config.network,
+      roles: this.config.roles,
+      listen: this.libp2p.getMultiaddrs().map(String),
+      peers: this.libp2p.getPeers().length,
+      collection: { held: this.collection.size, shown: this.collection.cards(now).length },
+      rfps: { open: this.rfps.list(now).length },
+      gossip: { cards: this.cards.stats, rfps: this.rfpTopicHandle.stats }
+    }
+  }
+
+  private apiRoutes () {
+    return {
+      '/v1/status': () => ({ type: 'json' as const, body: this.status() }),
+      '/v1/collection': () => ({ type: 'cbor' as const, body: encodeSnapshot(this.collection.records()) }),
+      '/v1/rfps': () => ({ type: 'cbor' as const, body: encodeSnapshot(this.rfps.list(this.nowSecs())) })
+    }
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * `/cmesh/<network>/sync/1.0.0`: anti-entropy for the provider collection, pull-based.
+ *
+ *   initiator → responder   { summary, count }                 256 × 32-byte bucket XORs
+ *   responder → initiator   { summary, count }
+ *   initiator → responder   { buckets: [i…] }   (or { done: true } when no bucket differs)
+ *   responder → initiator   { entries: [{p, t, r, d}…], more }  (repeated while more)
+ *   initiator → responder   { want: [providerId…] }             ≤ 128 per request, repeated
+ *   responder → initiator   { records: [bytes…] }
+ *   initiator → responder   { done: true }
+ *
+ * Each side pulls what it lacks; both sides start a session when they connect, so a late joiner
+ * or a healed partition converges without any gossip being resent. Every message is DAG-CBOR,
+ * length-prefixed, capped, schema-checked; every record is fully verified before it is applied.
+ */
+import { lpStream } from '@libp2p/utils'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { z } from 'zod'
+import { encodeCanonical, decodeCanonical } from '../market/cbor.js'
+import { decodeRecord } from '../market/record.js'
+import {
+  COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, differingBuckets,
+  type CollectionRecord, type ProviderCollection, type SummaryEntry
+} from '../market/collection.js'
+import { CmeshError, RecordError } from '../market/errors.js'
+import { did, bytes, uint } from '../market/schema.js'
+import { protocolId } from './names.js'
+
+export const SYNC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+// 128 records × 16 KiB max card = 2 MiB: a full answer always fits one message.
+export const SYNC_MAX_WANT = 128
+export const SYNC_ENTRIES_PER_MESSAGE = 8192
+export const SYNC_MAX_INVALID_RECORDS = 16
+
+export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT'
+export class SyncError extends CmeshError<SyncErrorCode> {}
+
+const summaryMsg = z.strictObject({ summary: bytes(SUMMARY_BUCKETS * 32), count: uint })
+const bucketsMsg = z.strictObject({ buckets: z.array(uint.max(SUMMARY_BUCKETS - 1)).max(SUMMARY_BUCKETS) })
+const entriesMsg = z.strictObject({
+  entries: z.array(z.strictObject({ p: did, t: uint, r: z.boolean(), d: bytes(32) })).max(SYNC_ENTRIES_PER_MESSAGE),
+  more: z.boolean()
+})
+const wantMsg = z.strictObject({ want: z.array(did).max(SYNC_MAX_WANT) })
+const recordsMsg = z.strictObject({ records: z.array(bytes()).max(SYNC_MAX_WANT) })
+const doneMsg = z.strictObject({ done: z.literal(true) })
+const requestMsg = z.union([bucketsMsg, wantMsg, doneMsg])
+
+export interface SyncResult {
+  peer: string
+  differingBuckets: number
+  remoteEntries: number
+  fetched: number
+  admitted: number
+  invalid: number
+  ms: number
+}
+
+export interface SyncInit {
+  network: string
+  collection: ProviderCollection
+  /** Wall clock in ms. */
+  now: () => number
+  /** Called for each admitted record (persistence). */
+  onAdmitted?: (record: CollectionRecord) => void
+  /** Whole-session budget. */
+  sessionTimeoutMs?: number
+  log?: (line: string) => void
+}
+
+interface Registrar {
+  handle: (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, options?: { maxInboundStreams?: number, maxOutboundStreams?: number }) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  dialProtocol: (peer: PeerId, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
+}
+
+type Lp = ReturnType<typeof lpStream<Stream>>
+
+async function readMsg<S extends z.ZodType> (lp: Lp, schema: S, signal: AbortSignal): Promise<z.output<S>> {
+  const frame = await lp.read({ signal })
+  let value: unknown
+  try {
+    value = decodeCanonical(frame.subarray())
+  } catch (err) {
+    throw new SyncError('SYNC_PROTOCOL_VIOLATION', `sync message is not canonical DAG-CBOR: ${(err as Error).message}`)
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new SyncError('SYNC_PROTOCOL_VIOLATION', `unexpected sync message: ${parsed.error.issues[0]?.message ?? ''}`)
+  return parsed.data
+}
+
+async function writeMsg (lp: Lp, value: unknown, signal: AbortSignal): Promise<void> {
+  await lp.write(encodeCanonical(value), { signal })
+}
+
+function toWireEntry (e: SummaryEntry): Record<string, unknown> {
+  return { p: e.providerId, t: e.time, r: e.retired, d: e.digest }
+}
+
+export class SyncProtocol {
+  readonly protocol: string
+  private readonly sessionTimeoutMs: number
+
+  constructor (private readonly registrar: Registrar, private readonly init: SyncInit) {
+    this.protocol = protocolId(init.network, 'sync')
+    this.sessionTimeoutMs = init.sessionTimeoutMs ?? 60_000
+  }
+
+  async start (): Promise<void> {
+    // One inbound session per connection at a time: the peer can only pull, never queue work on us.
+    await this.registrar.handle(this.protocol, (stream, connection) => this.respond(stream, connection), { maxInboundStreams: 1, maxOutboundStreams: 1 })
+  }
+
+  async stop (): Promise<void> {
+    await this.registrar.unhandle(this.protocol)
+  }
+
+  /** Pulls from `peer` everything it holds that is newer than ours. */
+  async pull (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<SyncResult> {
+    const started = performance.now()
+    const signal = options.signal !== undefined
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(this.sessionTimeoutMs)])
+      : AbortSignal.timeout(this.sessionTimeoutMs)
+    const stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
+    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES })
+    const result: SyncResult = { peer: peer.toString(), differingBuckets: 0, remoteEntries: 0, fetched: 0, admitted: 0, invalid: 0, ms: 0 }
+    try {
+      const local = this.init.collection.summary()
+      await writeMsg(lp, { summary: local.buckets, count: local.count }, signal)
+      const remote = await readMsg(lp, summaryMsg, signal)
+      const buckets = differingBuckets(local, { count: remote.count, buckets: remote.summary })
+      result.differingBuckets = buckets.length
+      if (buckets.length > 0) {
+        await writeMsg(lp, { buckets }, signal)
+        const entries: SummaryEntry[] = []
+        for (;;) {
+          const msg = await readMsg(lp, entriesMsg, signal)
+          for (const e of msg.entries) entries.push({ providerId: e.p, time: e.t, retired: e.r, digest: e.d })
+          if (!msg.more) break
+          if (entries.length > 1_000_000) throw new SyncError('SYNC_PROTOCOL_VIOLATION', 'too many summary entries')
+        }
+        result.remoteEntries = entries.length
+        const { want } = this.init.collection.reconcile(entries, buckets)
+        for (let i = 0; i < want.length; i += SYNC_MAX_WANT) {
+          const batch = want.slice(i, i + SYNC_MAX_WANT)
+          await writeMsg(lp, { want: batch }, signal)
+          const { records } = await readMsg(lp, recordsMsg, signal)
+          result.fetched += records.length
+          this.applyBatch(records, new Set(batch), result)
+        }
+      }
+      await writeMsg(lp, { done: true }, signal)
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err as Error)
+      if (signal.aborted && !(err instanceof SyncError)) throw new SyncError('SYNC_TIMEOUT', `sync with ${peer.toString()} timed out or was aborted`, {}, { cause: err })
+      throw err
+    }
+    result.ms = performance.now() - started
+    return result
+  }
+
+  private applyBatch (records: Uint8Array[], asked: Set<string>, result: SyncResult): void {
+    const nowSecs = Math.floor(this.init.now() / 1000)
+    for (const bytes of records) {
+      try {
+        const record = decodeRecord(bytes, COLLECTION_RECORD_TYPES)
+        if (!asked.has(record.value.providerId)) throw new SyncError('SYNC_PROTOCOL_VIOLATION', 'peer sent a record that was not asked for')
+        const outcome = this.init.collection.apply(record, nowSecs)
+        if (outcome !== 'stale' && outcome !== 'duplicate') {
+          result.admitted++
+          this.init.onAdmitted?.(record)
+        }
+      } catch (err) {
+        if (!(err instanceof RecordError)) throw err
+        result.invalid++
+        this.init.log?.(`sync: invalid record from ${result.peer}: ${err.code}`)
+        if (result.invalid > SYNC_MAX_INVALID_RECORDS) throw new SyncError('SYNC_TOO_MANY_INVALID', `peer ${result.peer} sent ${result.invalid} invalid records`)
+      }
+    }
+  }
+
+  private async respond (stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.timeout(this.sessionTimeoutMs)
+    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES })
+    try {
+      await readMsg(lp, summaryMsg, signal)
+      const local = this.init.collection.summary()
+      await writeMsg(lp, { summary: local.buckets, count: local.count }, signal)
+      for (;;) {
+        const req = await readMsg(lp, requestMsg, signal)
+        if ('done' in req) break
+        if ('buckets' in req) {
+          const entries = this.init.collection.entries(req.buckets)
+          for (let i = 0; i === 0 || i < entries.length; i += SYNC_ENTRIES_PER_MESSAGE) {
+            const chunk = entries.slice(i, i + SYNC_ENTRIES_PER_MESSAGE)
+            await writeMsg(lp, { entries: chunk.map(toWireEntry), more: i + SYNC_ENTRIES_PER_MESSAGE < entries.length }, signal)
+          }
+        } else {
+          const records: Uint8Array[] = []
+          for (const providerId of req.want) {
+            const record = this.init.collection.record(providerId)
+            if (record !== undefined) records.push(record.bytes)
+          }
+          await writeMsg(lp, { records }, signal)
+        }
+      }
+      await stream.close({ signal })
+    } catch (err) {
+      this.init.log?.(`sync: session from ${connection.remotePeer.toString()} failed: ${(err as Error).message}`)
+      stream.abort(err as Error)
+    }
+  }
+}
