@@ -34,7 +34,8 @@ const configSchema = z.strictObject({
   card: z.record(z.string(), z.unknown()).optional(),
   cardTtlSecs: z.number().int().min(60).max(7 * 86400).default(7200),
   cardRefreshSecs: z.number().int().min(10).default(1800),
-  syncIntervalSecs: z.number().int().min(1).default(60),
+  // A converged pair exchanges two 8 KiB summaries and stops: cheap enough to run often.
+  syncIntervalSecs: z.number().int().min(1).default(10),
   redialIntervalSecs: z.number().int().min(1).default(5),
   gossipHeartbeatMs: z.number().int().min(50).max(10_000).default(1000),
   /** Gossipsub IP-colocation penalty exemptions: loopback by default (every test node shares it). */

@@ -53,6 +53,8 @@ export class CmeshNode {
   private rfpTopic: ReturnType<typeof rfpGossip> | undefined
   private sync: SyncProtocol | undefined
   private ownCard: SignedProviderCard | undefined
+  /** Whether the last publish of our card reached anyone; if not, the first mesh peer triggers a republish. */
+  private ownCardDelivered = false
   private readonly withApi: boolean
   /** The last sync result per peer (for status and tests). */
   readonly syncResults = new Map<string, SyncResult>()
@@ -129,6 +131,13 @@ export class CmeshNode {
     await this.sync.start()
 
     this.node.addEventListener('peer:connect', (evt) => { this.syncWith(evt.detail) })
+    // A card published while we had no mesh peers reached nobody, and gossip never replays: when
+    // the first peer grafts us on the cards topic, announce ourselves again (sync covers the rest).
+    this.node.services.pubsub.addEventListener('gossipsub:graft', (evt) => {
+      if (evt.detail.topic !== this.cardTopic?.topic || this.ownCard === undefined || this.ownCardDelivered) return
+      this.ownCardDelivered = true
+      this.publishOwnCard().catch((err) => this.log.warn(`card republish failed: ${(err as Error).message}`))
+    })
     this.every(10, () => {
       for (const change of this.collection.expire(this.nowSecs())) this.log.info(`card of ${change.providerId} expired`)
       this.rfps.close(this.nowSecs())
@@ -176,6 +185,7 @@ export class CmeshNode {
     await this.store?.putRecord(card)
     this.ownCard = card
     const recipients = await this.cards.publish(card.bytes)
+    this.ownCardDelivered ||= recipients > 0
     this.log.debug(`published own card ${card.cid.toString()} to ${recipients} peers`)
     return card
   }

@@ -1,7 +1,7 @@
 /**
  * The cards topic `cmesh/<network>/cards/1`: provider cards and retirements, each published by its
- * provider. Accepted records enter the collection (and, through `onAdmitted`, the store); a stale,
- * duplicate or expired one is ignored so old cards are never re-flooded.
+ * provider. Accepted records enter the collection (and, through `onAdmitted`, the store); a stale
+ * or expired one is ignored so old cards are never re-flooded.
  */
 import type { GossipSub } from '@libp2p/gossipsub'
 import { COLLECTION_RECORD_TYPES, type CollectionRecord, type ProviderCollection } from '../market/collection.js'
@@ -42,6 +42,10 @@ export function cardGossip (pubsub: GossipSub, init: CardGossipInit): GossipTopi
         case 'retired':
           init.onAdmitted?.(record)
           return { verdict: 'accept', reason: outcome }
+        case 'duplicate':
+          // We already hold exactly this record (sync can win the race against gossip), but it is
+          // current, so it is still news for our mesh peers; gossipsub's seen-cache stops loops.
+          return { verdict: 'accept', reason: 'CURRENT' }
         case 'expired':
           // Kept in state (it supersedes older cards) but not worth forwarding.
           init.onAdmitted?.(record)
