@@ -39,7 +39,7 @@ describe('mesh (in-process)', () => {
     mesh = new TestMesh()
     // Periodic sync every second heals the races between a joiner's first gossip and the mesh forming.
     const first = await mesh.node({ syncIntervalSecs: 1 })
-    const others = []
+    const others: CmeshNode[] = []
     for (let i = 0; i < 4; i++) others.push(await mesh.node({ syncIntervalSecs: 1, bootstrap: [mesh.addrOf(first)] }))
     await waitFor('5 nodes converge', () => [first, ...others].every((n) => shown(n) === 5))
 
