@@ -13,8 +13,8 @@ import type { RateLimit } from './rate-limit.js'
 /** A card may be republished with an unchanged commit time for at most this long. */
 export const MAX_CARD_AGE_SECS = 7 * 24 * 3600
 export const CARD_CLOCK_SKEW_SECS = 30
-/** Per provider: a burst of 4 republishes, then one a minute on average. */
-export const CARD_RATE: RateLimit = { ratePerSec: 1 / 60, burst: 4, rejectAfter: 8 }
+/** Per provider: a burst of 10 republishes, then one every 10 s on average. */
+export const CARD_RATE: RateLimit = { ratePerSec: 1 / 10, burst: 10, rejectAfter: 20 }
 
 export interface CardGossipInit {
   network: string

@@ -85,6 +85,18 @@ describe('mesh (in-process)', () => {
     assert.equal(shown(again), 2)
   })
 
+  it('the DHT (own protocol id, server mode, loopback addresses kept) finds a peer nobody introduced', async () => {
+    mesh = new TestMesh()
+    const [a, b, c] = [await mesh.node({ dht: true }), await mesh.node({ dht: true }), await mesh.node({ dht: true })]
+    await mesh.connect(a, b)
+    await mesh.connect(c, b)
+    assert.ok(a.libp2p.getProtocols().includes(`/cmesh/${mesh.network}/kad/1.0.0`))
+    assert.ok(!a.libp2p.getProtocols().includes('/ipfs/kad/1.0.0'), 'never the public IPFS DHT')
+    await waitFor('routing tables filled', async () => (a.libp2p.services.dht as any).routingTable.size >= 1 && (c.libp2p.services.dht as any).routingTable.size >= 1)
+    const found = await a.libp2p.peerRouting.findPeer(c.libp2p.peerId, { signal: AbortSignal.timeout(10_000), useCache: false } as any)
+    assert.ok(found.multiaddrs.some((m) => m.toString().startsWith('/ip4/127.0.0.1/tcp/')))
+  })
+
   it('RFPs propagate to every node and close with their bid window', async () => {
     mesh = new TestMesh()
     const [a, b, c] = [await mesh.node(), await mesh.node(), await mesh.node()]
