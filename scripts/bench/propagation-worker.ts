@@ -17,7 +17,7 @@ const dirs: string[] = []
 const log = createLogger('bench', 'silent')
 const now = () => performance.timeOrigin + performance.now()
 let received = 0
-const send = (msg: unknown) => process.send?.(msg)
+const send = (msg: unknown) => { if (process.connected) process.send?.(msg) }
 
 function countRpcMessages (node: CmeshNode, topic: string): void {
   // Every gossip message that arrives, first copy or duplicate, passes handleReceivedMessage.
@@ -104,4 +104,6 @@ process.on('message', (msg: any) => {
   }
   run().catch((err) => send({ t: 'error', message: (err as Error).stack ?? String(err) }))
 })
+// The driver died or finished: never linger as an orphan.
+process.on('disconnect', () => process.exit(1))
 send({ t: 'ready' })

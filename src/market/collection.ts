@@ -44,7 +44,7 @@ export interface SummaryEntry {
 export interface CollectionSummary {
   /** Number of provider slots (cards and retirements, expired or not). */
   count: number
-  /** SUMMARY_BUCKETS × 32 bytes: XOR of record CID digests per bucket of providerId. */
+  /** SUMMARY_BUCKETS × 32 bytes: XOR of record body digests per bucket of providerId. */
   buckets: Uint8Array
 }
 
@@ -223,7 +223,9 @@ export class ProviderCollection {
   }
 
   private xorIntoBucket (bucket: number, record: CollectionRecord): void {
-    const digest = record.cid.multihash.digest
+    // The body digest, not the CID: the order already treats two signatures over one body as the
+    // same record, and the summary must too, or replicas holding either copy would differ forever.
+    const digest = record.digest
     const base = bucket * DIGEST_BYTES
     for (let i = 0; i < DIGEST_BYTES; i++) this.buckets[base + i] = (this.buckets[base + i] as number) ^ (digest[i] as number)
   }

@@ -14,7 +14,7 @@ export class CmeshError<Code extends string = string, Meta extends object = Reco
   }
 }
 
-/** Why an encoded record was refused. Stable: these strings go on the wire and into logs. */
+/** Why an encoded record was refused. Stable: logs, gossip verdict reasons and CLI output use them. */
 export type RecordErrorCode =
   | 'RECORD_TOO_LARGE'
   | 'RECORD_MALFORMED'

@@ -24,7 +24,7 @@ export const MAX_RECORD_BYTES = 64 * 1024
 export interface RecordType<Value> {
   readonly nsid: string
   readonly maxBytes: number
-  /** Validates the decoded map (including `$type`, `v`, `sig`) and yields the domain value. */
+  /** Validates the decoded map's fields (`$type`, `v` and `sig` already checked and removed) and yields the domain value. */
   readonly schema: z.ZodType<Value>
   /** The map's fields other than `$type`, `v` and `sig`, ready for DAG-CBOR. */
   toFields: (value: Value) => Record<string, unknown>

@@ -17,7 +17,8 @@ export const cid = z.custom<CID>((v) => CID.asCID(v) !== null, { message: 'expec
 /** Non-negative safe integer: DAG-CBOR has no floats here, and JS numbers stay exact. */
 export const uint = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 
-export const unixSecs = uint.max(2 ** 40, { message: 'unix seconds out of range' })
+/** Up to 2^33 s (year 2242): well inside the TID range (2^53 µs), so every record has an address. */
+export const unixSecs = uint.max(2 ** 33, { message: 'unix seconds out of range' })
 
 /** Wei amounts exceed 64 bits, which DAG-CBOR integers cannot hold: they travel as canonical decimal strings. */
 export const weiString = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, 'expected a canonical decimal wei amount')

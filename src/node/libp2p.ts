@@ -16,7 +16,6 @@ import type { PrivateKey } from '@libp2p/interface'
 import { cidForBytes } from '../market/cbor.js'
 import { protocolId, topicName } from '../protocols/names.js'
 import { scoreParams } from '../protocols/gossip-scoring.js'
-import { MAX_RECORD_BYTES } from '../market/record.js'
 
 export interface MeshServices {
   identify: Identify
@@ -51,7 +50,9 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       ignoreDuplicatePublishError: true,
       emitSelf: false,
       heartbeatInterval: init.heartbeatMs ?? 1000,
-      maxInboundDataLength: MAX_RECORD_BYTES + 1024,
+      // A limit on whole RPC frames, which batch many messages (IWANT answers); each message is
+      // capped by its topic's validator (16 KiB cards, 4 KiB RFPs).
+      maxInboundDataLength: 1024 * 1024,
       scoreParams: scoreParams(topics, init.ipColocationWhitelist ?? ['127.0.0.1', '::1']),
       allowedTopics: topics
     })

@@ -132,7 +132,8 @@ export class CmeshNode {
 
     this.node.addEventListener('peer:connect', (evt) => { this.syncWith(evt.detail) })
     // A card published while we had no mesh peers reached nobody, and gossip never replays: when
-    // the first peer grafts us on the cards topic, announce ourselves again (sync covers the rest).
+    // the first peer grafts us on the cards topic, announce ourselves again. Once per run: after
+    // that, periodic sync carries any card a later isolation kept from spreading.
     this.node.services.pubsub.addEventListener('gossipsub:graft', (evt) => {
       if (evt.detail.topic !== this.cardTopic?.topic || this.ownCard === undefined || this.ownCardDelivered) return
       this.ownCardDelivered = true
@@ -178,8 +179,11 @@ export class CmeshNode {
     const c = this.config
     const draft = { ...(c.card ?? DEFAULT_CARD_DRAFT), ttlSecs: c.cardTtlSecs, listenAddrs: this.libp2p.getMultiaddrs().map(String).slice(0, 16) }
     let now = this.nowSecs()
-    // Two publishes in the same second would tie on time; the later one must still win.
-    if (this.ownCard !== undefined && now <= this.ownCard.value.committedAtUnixSecs) now = this.ownCard.value.committedAtUnixSecs + 1
+    // Our last card (from this run or, after a restart, from the store) must lose to the new one,
+    // even if the clock has not moved on or stepped back.
+    const held = this.collection.record(this.identity.did)
+    const heldTime = held === undefined ? -1 : 'committedAtUnixSecs' in held.value ? held.value.committedAtUnixSecs : held.value.retiredAtUnixSecs
+    if (now <= heldTime) now = heldTime + 1
     const card = signRecord(ProviderCardType, cardFromDraft({ ...draft, committedAtUnixSecs: now }, this.identity, now), this.identity)
     this.collection.apply(card, this.nowSecs())
     await this.store?.putRecord(card)

@@ -1,8 +1,9 @@
 /**
  * Gossipsub peer-scoring parameters for our topics. A topic only affects scores when it has an
  * entry here (gossipsub scores nothing by default), so an invalid card or RFP costs the relaying
- * peer: P4 = -10 × invalid² per topic, decaying slowly (×0.99 per second), crossing the gossip
- * threshold (-10) at the first invalid message and the graylist (-80) at the third.
+ * peer: P4 = -10 × invalid² per topic, decaying slowly (×0.99 per second). Positive terms (time in
+ * mesh, first deliveries) offset it, so a fresh peer drops below the gossip threshold (-10) at its
+ * second invalid message and a well-established one reaches the graylist (-80) after about five.
  * Mesh-delivery penalties stay off: our topics are quiet, and a quiet peer is not a bad one.
  */
 import { createTopicScoreParams, type PeerScoreParams } from '@libp2p/gossipsub/score'

@@ -17,7 +17,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { z } from 'zod'
 import { encodeCanonical, decodeCanonical } from '../market/cbor.js'
-import { decodeRecord } from '../market/record.js'
+import { decodeRecord, checkClockWindow } from '../market/record.js'
 import {
   COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, differingBuckets,
   type CollectionRecord, type ProviderCollection, type SummaryEntry
@@ -26,11 +26,14 @@ import { CmeshError, RecordError } from '../market/errors.js'
 import { did, bytes, uint } from '../market/schema.js'
 import { protocolId } from './names.js'
 
-export const SYNC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+export const SYNC_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 // 128 records × 16 KiB max card = 2 MiB: a full answer always fits one message.
 export const SYNC_MAX_WANT = 128
-export const SYNC_ENTRIES_PER_MESSAGE = 8192
+export const SYNC_ENTRIES_PER_MESSAGE = 4096
 export const SYNC_MAX_INVALID_RECORDS = 16
+export const SYNC_CLOCK_SKEW_SECS = 30
+/** lpStream's unread-bytes buffer: room for several full messages while the reader catches up. */
+export const SYNC_READ_BUFFER_BYTES = 16 * 1024 * 1024
 
 export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT'
 export class SyncError extends CmeshError<SyncErrorCode> {}
@@ -122,7 +125,7 @@ export class SyncProtocol {
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.sessionTimeoutMs)])
       : AbortSignal.timeout(this.sessionTimeoutMs)
     const stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
-    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES })
+    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES, maxBufferSize: SYNC_READ_BUFFER_BYTES })
     const result: SyncResult = { peer: peer.toString(), differingBuckets: 0, remoteEntries: 0, fetched: 0, admitted: 0, invalid: 0, ms: 0 }
     try {
       const local = this.init.collection.summary()
@@ -166,6 +169,8 @@ export class SyncProtocol {
       try {
         const record = decodeRecord(bytes, COLLECTION_RECORD_TYPES)
         if (!asked.has(record.value.providerId)) throw new SyncError('SYNC_PROTOCOL_VIOLATION', 'peer sent a record that was not asked for')
+        // Old records are what sync is for; records from the future are not (same skew as gossip).
+        checkClockWindow(record, nowSecs, { maxFutureSecs: SYNC_CLOCK_SKEW_SECS, maxAgeSecs: Number.MAX_SAFE_INTEGER })
         const outcome = this.init.collection.apply(record, nowSecs)
         if (outcome !== 'stale' && outcome !== 'duplicate') {
           result.admitted++
@@ -182,7 +187,7 @@ export class SyncProtocol {
 
   private async respond (stream: Stream, connection: Connection): Promise<void> {
     const signal = AbortSignal.timeout(this.sessionTimeoutMs)
-    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES })
+    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES, maxBufferSize: SYNC_READ_BUFFER_BYTES })
     try {
       await readMsg(lp, summaryMsg, signal)
       const local = this.init.collection.summary()

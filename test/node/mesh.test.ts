@@ -6,6 +6,7 @@ import { TestMesh, waitFor, waitForMesh } from '../helpers/mesh.js'
 import { topicName } from '../../src/protocols/names.js'
 import { utf8 } from '../../src/market/bytes.js'
 import type { CmeshNode } from '../../src/node/node.js'
+import { makeCard, testIdentity } from '../helpers/cards.js'
 
 const shown = (n: CmeshNode) => n.collection.cards(Math.floor(Date.now() / 1000)).length
 
@@ -48,6 +49,18 @@ describe('mesh (in-process)', () => {
     assert.equal(late.cards.stats.accept, 0, 'nothing came by gossip')
     const viaSync = [...late.syncResults.values()].reduce((n, r) => n + r.admitted, 0)
     assert.ok(viaSync >= 5, `sync admitted ${viaSync}`)
+  })
+
+  it('sync refuses a record dated in the future (as gossip does) and counts it invalid', async () => {
+    mesh = new TestMesh()
+    const a = await mesh.node()
+    const t = Math.floor(Date.now() / 1000)
+    // Planted straight into a's state, as a careless or hostile peer could hold it.
+    a.collection.apply(makeCard(testIdentity(42), { committedAtUnixSecs: t + 3600, expiresAtUnixSecs: t + 7200 }), t)
+    const b = await mesh.node({ bootstrap: [mesh.addrOf(a)] })
+    await waitFor('b synced from a', () => [...b.syncResults.values()].some((r) => r.invalid >= 1))
+    assert.equal(b.collection.record(testIdentity(42).did), undefined)
+    assert.equal(shown(b), 2, 'the honest cards still arrived')
   })
 
   it('a partition heals and converges', async () => {
