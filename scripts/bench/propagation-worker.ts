@@ -80,7 +80,8 @@ async function inject (count: number): Promise<void> {
 async function waitSize (size: number): Promise<void> {
   const node = nodes[0] as CmeshNode
   while (node.collection.size < size) await new Promise((resolve) => setTimeout(resolve, 5))
-  send({ t: 'size', at: now() })
+  const sessions = [...node.syncResults.values()]
+  send({ t: 'size', at: now(), syncMs: Math.max(0, ...sessions.map((r) => r.ms)), fetched: sessions.reduce((a, r) => a + r.fetched, 0) })
 }
 
 process.on('message', (msg: any) => {

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]?.replace(/^--/, '') ?? '', process.argv[i + 1] ?? '')
-const sizes = (args.get('sizes') ?? '10,30,60,100').split(',').map(Number).filter((n) => n > 0)
+const sizes = (args.get('sizes') ?? '10,30,60,100').split(',').map(Number).filter((n) => n > 0) // --sizes 0: sync only
 const publishes = Number(args.get('publishes') ?? 30)
 const maxProcs = Number(args.get('max-procs') ?? 30)
 const convergeTimeoutSecs = Number(args.get('converge-timeout') ?? 600)
@@ -133,9 +133,9 @@ async function lateJoiner (cards: number): Promise<string> {
   const started = joiner.request({ t: 'start', network, count: 1, bootstrap: [[nodes[0].addr]] }, 'started')
   await started
   // The joiner's own card + everything the holder has.
-  const { at } = await joiner.request({ t: 'waitSize', size: size + 1 }, 'size')
+  const { at, syncMs } = await joiner.request({ t: 'waitSize', size: size + 1 }, 'size')
   await Promise.all([holder, joiner].map((w) => w.request({ t: 'stop' }, 'stopped')))
-  return `| ${cards} | ${((at - t) / 1000).toFixed(2)} |`
+  return `| ${cards} | ${((at - t) / 1000).toFixed(2)} | ${(syncMs / 1000).toFixed(2)} |`
 }
 
 console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`)
@@ -145,6 +145,6 @@ console.log('| nodes | processes | start-up + first convergence (s) | p50 (ms) |
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const n of sizes) console.log(await propagation(n))
 console.log('')
-console.log('| late joiner: cards held by the peer | time from start to holding all (s) |')
-console.log('|---|---|')
+console.log('| late joiner: cards held by the peer | node start → holding all (s) | of which the sync session (s) |')
+console.log('|---|---|---|')
 for (const c of syncSizes) console.log(await lateJoiner(c))
