@@ -10,20 +10,25 @@ import { makeCard, testIdentity } from '../helpers/cards.js'
 
 const shown = (n: CmeshNode) => n.collection.cards(Math.floor(Date.now() / 1000)).length
 
+/** Three nodes in a line a – b – c, meshed on `kind`: a's news reaches c only relayed through b. */
+async function line (mesh: TestMesh, kind: 'cards' | 'rfps'): Promise<[CmeshNode, CmeshNode, CmeshNode]> {
+  const [a, b, c] = [await mesh.node(), await mesh.node(), await mesh.node()]
+  await mesh.connect(a, b)
+  await mesh.connect(c, b)
+  const topic = topicName(mesh.network, kind)
+  await waitForMesh(b, topic, 2)
+  await waitForMesh(a, topic, 1)
+  await waitForMesh(c, topic, 1)
+  return [a, b, c]
+}
+
 describe('mesh (in-process)', () => {
   let mesh: TestMesh
   afterEach(async () => { await mesh.cleanup() })
 
   it('3 nodes exchange cards over gossip in both directions', async () => {
     mesh = new TestMesh()
-    const [a, b, c] = [await mesh.node(), await mesh.node(), await mesh.node()]
-    // A line a – b – c: a's news reaches c only by being relayed through b.
-    await mesh.connect(a, b)
-    await mesh.connect(c, b)
-    const topic = topicName(mesh.network, 'cards')
-    await waitForMesh(b, topic, 2)
-    await waitForMesh(a, topic, 1)
-    await waitForMesh(c, topic, 1)
+    const [a, b, c] = await line(mesh, 'cards')
     await waitFor('initial sync', () => [a, b, c].every((n) => shown(n) >= 2) && shown(b) === 3)
 
     const fromA = await a.publishOwnCard()
@@ -112,13 +117,7 @@ describe('mesh (in-process)', () => {
 
   it('RFPs propagate to every node and close with their bid window', async () => {
     mesh = new TestMesh()
-    const [a, b, c] = [await mesh.node(), await mesh.node(), await mesh.node()]
-    await mesh.connect(a, b)
-    await mesh.connect(c, b)
-    const topic = topicName(mesh.network, 'rfps')
-    await waitForMesh(b, topic, 2)
-    await waitForMesh(a, topic, 1)
-    await waitForMesh(c, topic, 1)
+    const [a, b, c] = await line(mesh, 'rfps')
     const rfp = await a.publishRfp({
       resources: { cpu: 2, memoryMiB: 2048, diskGiB: 10 },
       role: 'vm',
