@@ -1,0 +1,209 @@
+/**
+ * TDX quote verification: @phala/dcap-qvl for the DCAP core (TCB Info and QE Identity signatures
+ * and windows, QE report signature and hash, quote signature, QE identity policy, FMSPC, TCB level
+ * match, TD attribute rules), wrapped with what it lacks: strict chains and CRLs (signature, issuer,
+ * validity) to a trust anchor, QE REPORTDATA zero tail, PCE-ID, TDX module identity and TCB,
+ * our TCB status policy, measurement policy and the expected REPORTDATA. The verification time is a
+ * parameter. The result is a verdict with a stable code, never an exception for a refusal.
+ */
+import { createHash, X509Certificate } from 'node:crypto'
+import dcap from '@phala/dcap-qvl'
+import { toHex } from '../market/bytes.js'
+import { AttestationError, type AttestationErrorCode } from './errors.js'
+import { parseTdxQuote, type TdxQuote, type TdReportBody } from './quote.js'
+import { assertNotRevoked, verifyChain, verifyCrl } from './pki.js'
+import type { Collateral } from './collateral.js'
+import type { TrustAnchor } from './trust-anchor.js'
+import { tcbPolicy, worseStatus, type TcbStatus, type VerificationPolicy } from './policy.js'
+
+export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607'
+const SGX_EXTENSION_OID = '1.2.840.113741.1.13.1'
+const SGX_EXTENSION_OID_DER = Buffer.from('06092a864886f84d010d01', 'hex')
+const TD_ATTR_DEBUG = 0x01
+const TD_ATTR_SEPT_VE_DISABLE_BYTE = 3
+const TD_ATTR_SEPT_VE_DISABLE_BIT = 0x10
+
+export interface TdxMeasurements {
+  teeTcbSvn: string
+  mrSeam: string
+  mrSignerSeam: string
+  seamAttributes: string
+  tdAttributes: string
+  xfam: string
+  mrTd: string
+  mrConfigId: string
+  mrOwner: string
+  mrOwnerConfig: string
+  rtmr: [string, string, string, string]
+  reportData: string
+  teeTcbSvn2?: string
+  mrServiceTd?: string
+}
+
+export interface TdxVerification {
+  accepted: boolean
+  code?: AttestationErrorCode
+  reason?: string
+  /** Verified under a root other than Intel's: test evidence, never production. */
+  simulated: boolean
+  rootSha256: string
+  verifiedAtUnixSecs: number
+  quoteVersion?: number
+  bodyType?: 'td10' | 'td15'
+  tcbStatus?: string
+  advisoryIds: string[]
+  tdxModuleStatus?: string
+  fmspc?: string
+  measurements?: TdxMeasurements
+}
+
+export interface VerifyOptions {
+  anchor: TrustAnchor
+  atUnixSecs: number
+  policy?: VerificationPolicy
+}
+
+function measurementsOf (b: TdReportBody): TdxMeasurements {
+  return {
+    teeTcbSvn: toHex(b.teeTcbSvn),
+    mrSeam: toHex(b.mrSeam),
+    mrSignerSeam: toHex(b.mrSignerSeam),
+    seamAttributes: toHex(b.seamAttributes),
+    tdAttributes: toHex(b.tdAttributes),
+    xfam: toHex(b.xfam),
+    mrTd: toHex(b.mrTd),
+    mrConfigId: toHex(b.mrConfigId),
+    mrOwner: toHex(b.mrOwner),
+    mrOwnerConfig: toHex(b.mrOwnerConfig),
+    rtmr: b.rtmr.map(toHex) as [string, string, string, string],
+    reportData: toHex(b.reportData),
+    ...(b.teeTcbSvn2 !== undefined ? { teeTcbSvn2: toHex(b.teeTcbSvn2) } : {}),
+    ...(b.mrServiceTd !== undefined ? { mrServiceTd: toHex(b.mrServiceTd) } : {})
+  }
+}
+
+/** dcap-qvl throws plain Errors; their messages are mapped onto our codes. */
+const QVL_ERRORS: Array<[RegExp, AttestationErrorCode]> = [
+  [/ISV enclave report signature/i, 'QUOTE_SIGNATURE'],
+  [/invalid for qe_report/i, 'QE_REPORT_SIGNATURE'],
+  [/QE report hash mismatch/i, 'QE_REPORT_DATA'],
+  [/invalid for (tcb_info|qe_identity)/i, 'COLLATERAL_SIGNATURE'],
+  [/expired|in the future/i, 'COLLATERAL_EXPIRED'],
+  [/revoked/i, 'PCK_REVOKED'],
+  [/No matching TCB level/i, 'TCB_NO_MATCH'],
+  [/TCB status is invalid/i, 'TCB_STATUS'],
+  [/Fmspc mismatch/i, 'FMSPC'],
+  [/QE (MRSIGNER|ISVSVN|.*mismatch)|QE Identity/i, 'QE_IDENTITY'],
+  [/Debug mode|SEPT_VE_DISABLE|Reserved bits|mr service td/i, 'TD_ATTRIBUTES'],
+  [/certificate chain|Certificate is expired|CaUsedAsEndEntity/i, 'PCK_CHAIN'],
+  [/decode|Unsupported|must have version|Key length/i, 'QUOTE_MALFORMED']
+]
+
+function qvlCode (message: string): AttestationErrorCode {
+  return QVL_ERRORS.find(([re]) => re.test(message))?.[1] ?? 'VERIFIER_FAILED'
+}
+
+const bytesEqual = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
+
+/** Intel's TDX module check: identity TDX_<TEE_TCB_SVN[1]> (or tdxModule for 0), MRSIGNERSEAM, SEAMATTRIBUTES, ISVSVN level. */
+function tdxModuleStatus (body: TdReportBody, tcbInfo: any): TcbStatus {
+  const major = body.teeTcbSvn[1] as number
+  const isvsvn = body.teeTcbSvn[0] as number
+  const id = `TDX_${major.toString(16).padStart(2, '0').toUpperCase()}`
+  const identity = major === 0 ? tcbInfo.tdxModule : (tcbInfo.tdxModuleIdentities ?? []).find((x: any) => String(x.id).toUpperCase() === id)
+  if (identity === undefined) throw new AttestationError('TDX_MODULE', `TCB Info has no identity for TDX module ${id}`)
+  if (!bytesEqual(Buffer.from(identity.mrsigner, 'hex'), body.mrSignerSeam)) throw new AttestationError('TDX_MODULE', 'MRSIGNERSEAM is not the TDX module signer')
+  const want = Buffer.from(identity.attributes, 'hex')
+  const mask = Buffer.from(identity.attributesMask, 'hex')
+  if (body.seamAttributes.some((v, i) => (v & (mask[i] ?? 0)) !== ((want[i] ?? 0) & (mask[i] ?? 0)))) throw new AttestationError('TDX_MODULE', 'SEAMATTRIBUTES do not match the TDX module identity')
+  if (major === 0) return 'UpToDate'
+  const level = (identity.tcbLevels ?? []).find((l: any) => isvsvn >= l.tcb.isvsvn)
+  if (level === undefined) throw new AttestationError('TDX_MODULE', `TDX module ISVSVN ${isvsvn} is below every level of ${id}`)
+  if (level.tcbStatus === 'Revoked') throw new AttestationError('TDX_MODULE', `TDX module ${id} ISVSVN ${isvsvn} is revoked`)
+  return level.tcbStatus as TcbStatus
+}
+
+async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<void> {
+  const root = new X509Certificate(anchor.der)
+  const rootCrl = await verifyCrl(c.root_ca_crl, root, at, 'root CA CRL')
+  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, 'PCK_CHAIN', { leafIsCa: true, length: 2 })
+  const pckCrl = await verifyCrl(c.pck_crl, crlIssuerPath[0] as X509Certificate, at, 'PCK CRL')
+  const pckPath = verifyChain(quote.pckChainPem, anchor, at, 'PCK_CHAIN', { length: 3 })
+  if (!Buffer.from((pckPath[1] as X509Certificate).raw).equals(Buffer.from((crlIssuerPath[0] as X509Certificate).raw))) {
+    throw new AttestationError('CRL_ISSUER', 'the PCK CRL is not issued by the CA that issued the PCK certificate')
+  }
+  if (!Buffer.from((pckPath[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('PCK_CHAIN', 'PCK certificate lacks the SGX extension')
+  assertNotRevoked(pckPath, [pckCrl, rootCrl])
+  for (const chain of [c.tcb_info_issuer_chain, c.qe_identity_issuer_chain]) {
+    const path = verifyChain(chain, anchor, at, 'SIGNING_CHAIN', { length: 2 })
+    assertNotRevoked(path, [rootCrl])
+    if (Buffer.from((path[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('SIGNING_CHAIN', 'collateral is signed by a PCK certificate')
+  }
+}
+
+function checkPolicy (body: TdReportBody, policy: VerificationPolicy): void {
+  const e = policy.expected
+  if (e?.mrTd !== undefined && !bytesEqual(e.mrTd, body.mrTd)) throw new AttestationError('MEASUREMENT_MISMATCH', 'MRTD differs from the expected one')
+  if (e?.mrConfigId !== undefined && !bytesEqual(e.mrConfigId, body.mrConfigId)) throw new AttestationError('MEASUREMENT_MISMATCH', 'MRCONFIGID differs from the expected one')
+  e?.rtmr?.forEach((want, i) => {
+    if (want !== undefined && !bytesEqual(want, body.rtmr[i] as Uint8Array)) throw new AttestationError('MEASUREMENT_MISMATCH', `RTMR${i} differs from the expected one`)
+  })
+  if (policy.reportData !== undefined && !bytesEqual(policy.reportData, body.reportData)) throw new AttestationError('REPORT_DATA_MISMATCH', 'REPORTDATA is not the expected binding')
+}
+
+export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collateral, options: VerifyOptions): Promise<TdxVerification> {
+  const { anchor, atUnixSecs } = options
+  const policy = options.policy ?? tcbPolicy()
+  const result: TdxVerification = { accepted: false, simulated: anchor.simulated, rootSha256: anchor.sha256, verifiedAtUnixSecs: atUnixSecs, advisoryIds: [] }
+  try {
+    const quote = parseTdxQuote(quoteBytes)
+    result.quoteVersion = quote.version
+    result.bodyType = quote.bodyType
+    result.measurements = measurementsOf(quote.body)
+    if (toHex(quote.qeVendorId) !== INTEL_QE_VENDOR_ID) throw new AttestationError('QE_VENDOR', `QE vendor id ${toHex(quote.qeVendorId)} is not Intel's`)
+    const at = new Date(atUnixSecs * 1000)
+    await checkPki(quote, collateral, anchor, at)
+
+    let report
+    try {
+      report = dcap.QuoteVerifier.newWithRootCa(Buffer.from(anchor.der)).verify(Buffer.from(quoteBytes), collateral as any, atUnixSecs)
+    } catch (err) {
+      const message = (err as Error).message
+      throw new AttestationError(qvlCode(message), message)
+    }
+
+    const qeReportData = quote.qeReport.reportData
+    const expectedHash = createHash('sha256').update(quote.attestationKey).update(quote.qeAuthData).digest()
+    if (!bytesEqual(expectedHash, qeReportData.subarray(0, 32)) || qeReportData.subarray(32).some((b) => b !== 0)) {
+      throw new AttestationError('QE_REPORT_DATA', 'QE REPORTDATA is not sha256(attestation key ‖ QE auth data) ‖ 32 zero bytes')
+    }
+    const tcbInfo = JSON.parse(collateral.tcb_info)
+    result.fmspc = String(tcbInfo.fmspc).toLowerCase()
+    const leaf = dcap.utils.extractCerts(Buffer.from(quote.pckChainPem))[0] as Buffer
+    const pceId = Buffer.from((dcap.utils as any).findExtension([`${SGX_EXTENSION_OID}.3`], dcap.utils.getIntelExtension(leaf)))
+    if (pceId.toString('hex') !== String(tcbInfo.pceId).toLowerCase()) throw new AttestationError('PCEID', `PCK PCE-ID ${pceId.toString('hex')} is not the TCB Info's ${tcbInfo.pceId}`)
+    const attrs = quote.body.tdAttributes
+    if (((attrs[0] as number) & TD_ATTR_DEBUG) !== 0) throw new AttestationError('TD_ATTRIBUTES', 'the TD runs in DEBUG mode')
+    if (((attrs[TD_ATTR_SEPT_VE_DISABLE_BYTE] as number) & TD_ATTR_SEPT_VE_DISABLE_BIT) === 0) throw new AttestationError('TD_ATTRIBUTES', 'SEPT_VE_DISABLE is not set')
+
+    const moduleStatus = tdxModuleStatus(quote.body, tcbInfo)
+    result.tdxModuleStatus = moduleStatus
+    const status = worseStatus(report.status as TcbStatus, moduleStatus)
+    result.tcbStatus = status
+    result.advisoryIds = report.advisory_ids
+    if (!policy.acceptedTcbStatuses.includes(status)) {
+      throw new AttestationError('TCB_STATUS', `TCB status ${status} is not accepted (policy: ${policy.acceptedTcbStatuses.join(', ')})${report.advisory_ids.length > 0 ? `; advisories ${report.advisory_ids.join(', ')}` : ''}`)
+    }
+    checkPolicy(quote.body, policy)
+    result.accepted = true
+  } catch (err) {
+    if (!(err instanceof AttestationError)) {
+      result.code = 'VERIFIER_FAILED'
+      result.reason = (err as Error).message
+    } else {
+      result.code = err.code
+      result.reason = err.message
+    }
+  }
+  return result
+}
