@@ -124,21 +124,21 @@ function tdxModuleStatus (body: TdReportBody, tcbInfo: any): TcbStatus {
 }
 
 async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<void> {
-  const root = new X509Certificate(anchor.der)
-  const rootCrl = await verifyCrl(c.root_ca_crl, root, at, 'root CA CRL')
-  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, 'PCK_CHAIN', { leafIsCa: true, length: 2 })
-  const pckCrl = await verifyCrl(c.pck_crl, crlIssuerPath[0] as X509Certificate, at, 'PCK CRL')
+  // Chains first, so a quote under another root is refused as such (ROOT_MISMATCH), then CRLs.
   const pckPath = verifyChain(quote.pckChainPem, anchor, at, 'PCK_CHAIN', { length: 3 })
+  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, 'PCK_CHAIN', { leafIsCa: true, length: 2 })
+  const signingPaths = [c.tcb_info_issuer_chain, c.qe_identity_issuer_chain].map((chain) => verifyChain(chain, anchor, at, 'SIGNING_CHAIN', { length: 2 }))
   if (!Buffer.from((pckPath[1] as X509Certificate).raw).equals(Buffer.from((crlIssuerPath[0] as X509Certificate).raw))) {
     throw new AttestationError('CRL_ISSUER', 'the PCK CRL is not issued by the CA that issued the PCK certificate')
   }
   if (!Buffer.from((pckPath[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('PCK_CHAIN', 'PCK certificate lacks the SGX extension')
-  assertNotRevoked(pckPath, [pckCrl, rootCrl])
-  for (const chain of [c.tcb_info_issuer_chain, c.qe_identity_issuer_chain]) {
-    const path = verifyChain(chain, anchor, at, 'SIGNING_CHAIN', { length: 2 })
-    assertNotRevoked(path, [rootCrl])
+  for (const path of signingPaths) {
     if (Buffer.from((path[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('SIGNING_CHAIN', 'collateral is signed by a PCK certificate')
   }
+  const rootCrl = await verifyCrl(c.root_ca_crl, new X509Certificate(anchor.der), at, 'root CA CRL')
+  const pckCrl = await verifyCrl(c.pck_crl, crlIssuerPath[0] as X509Certificate, at, 'PCK CRL')
+  assertNotRevoked(pckPath, [pckCrl, rootCrl])
+  for (const path of signingPaths) assertNotRevoked(path, [rootCrl])
 }
 
 function checkPolicy (body: TdReportBody, policy: VerificationPolicy): void {
