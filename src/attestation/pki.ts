@@ -24,6 +24,9 @@ function parseCert (der: Uint8Array, code: AttestationErrorCode): X509Certificat
   }
 }
 
+const spki = (c: X509Certificate) => c.publicKey.export({ type: 'spki', format: 'der' })
+const sameCa = (a: X509Certificate, b: X509Certificate) => a.subject === b.subject && spki(a).equals(spki(b))
+
 const serial = (hex: string) => hex.toLowerCase().replace(/^(00)+(?=.)/, '')
 
 /**
@@ -36,8 +39,8 @@ export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, code: A
   if (certs.length === 0) throw new AttestationError(code, 'empty certificate chain')
   const last = certs[certs.length - 1] as X509Certificate
   if (last.ca && last.issuer === last.subject) {
-    // A shipped root copy must be the anchor itself, not merely another self-signed CA.
-    if (!Buffer.from(last.raw).equals(Buffer.from(anchor.der))) throw new AttestationError('ROOT_MISMATCH', 'the chain ends at a root other than the trusted one', { root: last.subject.replace(/\n/g, ', ') })
+    // A shipped root copy must be the anchor itself (same name, same key), not another self-signed CA.
+    if (!sameCa(last, root)) throw new AttestationError('ROOT_MISMATCH', 'the chain ends at a root other than the trusted one', { root: last.subject.replace(/\n/g, ', ') })
     certs = certs.slice(0, -1)
   }
   const path = [...certs, root]

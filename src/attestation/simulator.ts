@@ -8,6 +8,7 @@
 import 'reflect-metadata'
 import { createHash, webcrypto } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
+import { p256 } from '@noble/curves/nist.js'
 import type { Collateral } from './collateral.js'
 import { INTEL_QE_VENDOR_ID } from './tdx-verifier.js'
 
@@ -90,10 +91,34 @@ export interface TestPkiOptions {
   revokePckLeaf?: boolean
   /** Sign the root CRL with a key that is not the root's (a CRL whose signature does not verify). */
   forgeRootCrlSignature?: boolean
+  /** Derive the CA and signing keys from this seed (shared devnet PKI); fresh random keys otherwise. */
+  seed?: string
 }
+
+/** The seed of the simulated devnet PKI every `npm start` node shares. TEST ONLY. */
+export const DEVNET_TEST_PKI_SEED = 'cmesh devnet TEST-ONLY PKI v1'
 
 const name = (cn: string) => `CN=${cn}, O=TEST ONLY - not Intel, C=ZZ`
 const genKey = async () => await subtle.generateKey(EC, true, ['sign', 'verify']) as KeyPair
+
+/**
+ * A P-256 key pair derived from a seed and a label, so every node of a simulated devnet holds the
+ * same test PKI keys (and so trusts the same test root) without shipping any key material.
+ */
+async function seededKey (seed: string, label: string): Promise<KeyPair> {
+  let counter = 0
+  let d: Uint8Array
+  do {
+    d = sha256(Buffer.from(`${seed}\0${label}\0${counter++}`))
+  } while (!p256.utils.isValidSecretKey(d))
+  const point = p256.getPublicKey(d, false) // 0x04 ‖ X ‖ Y
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url')
+  const jwk = { kty: 'EC', crv: 'P-256', x: b64(point.subarray(1, 33)), y: b64(point.subarray(33, 65)) }
+  return {
+    privateKey: await subtle.importKey('jwk', { ...jwk, d: b64(d) }, EC, true, ['sign']),
+    publicKey: await subtle.importKey('jwk', jwk, EC, true, ['verify'])
+  }
+}
 
 export async function createTestPki (options: TestPkiOptions = {}): Promise<TestPki> {
   const now = options.now ?? new Date()
@@ -101,7 +126,8 @@ export async function createTestPki (options: TestPkiOptions = {}): Promise<Test
   const pceId = Buffer.from('0000', 'hex')
   const cpuSvn = Buffer.from([3, 3, 2, 2, 4, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0])
   const pceSvn = 11
-  const [rootK, caK, leafK, tcbK, strayK] = await Promise.all([genKey(), genKey(), genKey(), genKey(), genKey()])
+  const key = async (label: string) => options.seed === undefined ? await genKey() : await seededKey(options.seed, label)
+  const [rootK, caK, leafK, tcbK, strayK] = await Promise.all([key('root'), key('pck-ca'), key('pck-leaf'), key('tcb'), genKey()])
   const root = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '01',
     name: name('TEST ONLY SGX Root CA'),
