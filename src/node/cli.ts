@@ -22,6 +22,7 @@ import { readConfigFile, resolveConfig, ROLES } from './config.js'
 import { apiGet } from './api.js'
 import { decodeSnapshot, type RecordsRead } from './collection-file.js'
 import { capabilityUnion } from '../market/provider-card.js'
+import { addAttestCommands } from './attest-commands.js'
 
 export const DEFAULT_DATA_DIR = '.cmesh'
 export const KEY_FILE_NAME = 'node.key'
@@ -229,6 +230,8 @@ export function buildProgram (): Command {
       const res = await apiGet(opts.data, '/v1/status')
       process.stdout.write(JSON.stringify(await res.json(), null, 2) + '\n')
     })
+
+  addAttestCommands(program)
 
   return program
 }
