@@ -49,3 +49,10 @@ export function cidForBytes (bytes: Uint8Array): CID {
 export function sha256Digest (bytes: Uint8Array): Uint8Array {
   return sha256(bytes)
 }
+
+const RAW_CODEC = 0x55
+
+/** CIDv1 (raw, sha2-256) of an opaque blob, such as a quote or collateral file. */
+export function rawCidForBytes (bytes: Uint8Array): CID {
+  return CID.createV1(RAW_CODEC, createDigest(SHA2_256, sha256(bytes)))
+}

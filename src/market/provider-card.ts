@@ -44,6 +44,17 @@ export interface EvidencePointer {
   collateral: CID
 }
 
+/**
+ * How to rebuild this provider's image: in a checkout of `source`, `command` writes a measurement
+ * manifest JSON ({mrTd, rtmr: [4], mrConfigId}, hex) to `manifest`, whose digest must equal the
+ * card's attestationDigest (and so the quoted measurements).
+ */
+export interface BuildRecipe {
+  source: string
+  command: string
+  manifest: string
+}
+
 export interface ProviderCard {
   providerId: Did
   schemesSupported: string[]
@@ -62,6 +73,7 @@ export interface ProviderCard {
   evidence?: EvidencePointer
   listenAddrs: string[]
   successor?: Did
+  buildRecipe?: BuildRecipe
 }
 
 const backendSchema = z.strictObject({
@@ -96,7 +108,8 @@ const cardSchema = z.strictObject({
   rateTableDigest: bytes(32),
   evidence: z.strictObject({ quote: cid, collateral: cid }).optional(),
   listenAddrs: z.array(z.string().min(1).max(256)).max(16),
-  successor: did.optional()
+  successor: did.optional(),
+  buildRecipe: z.strictObject({ source: z.string().min(1).max(512), command: z.string().min(1).max(1024), manifest: z.string().min(1).max(256) }).optional()
 }) satisfies z.ZodType<ProviderCard, any>
 
 function ratesToWire (rates: Rate[]): Array<Record<string, unknown>> {
@@ -139,7 +152,8 @@ export const ProviderCardType: RecordType<ProviderCard> = {
     rateTableDigest: c.rateTableDigest,
     ...(c.evidence !== undefined ? { evidence: { quote: c.evidence.quote, collateral: c.evidence.collateral } } : {}),
     listenAddrs: c.listenAddrs,
-    ...(c.successor !== undefined ? { successor: c.successor } : {})
+    ...(c.successor !== undefined ? { successor: c.successor } : {}),
+    ...(c.buildRecipe !== undefined ? { buildRecipe: { ...c.buildRecipe } } : {})
   }),
   author: (c) => c.providerId,
   time: (c) => c.committedAtUnixSecs,

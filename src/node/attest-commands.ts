@@ -12,6 +12,10 @@ import { tcbPolicy } from '../attestation/policy.js'
 import { createTestPki, createCollateral, createQuote } from '../attestation/simulator.js'
 import { fromHex } from '../market/bytes.js'
 import { NodeError } from './errors.js'
+import { readRecordsFile } from './collection-file.js'
+import { isCard } from '../market/collection.js'
+import { toHex } from '../market/bytes.js'
+import { checkBuild, recordBuildResult } from './build-check.js'
 
 async function readQuote (arg: string): Promise<Uint8Array> {
   const text = arg.trim()
@@ -93,6 +97,32 @@ export function addAttestCommands (program: Command): void {
       if (opts.json === true) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
       else printVerdict(result)
       if (!result.accepted) process.exitCode = 1
+    })
+
+  attest.command('check-build <card>')
+    .description('rebuild a card\'s build recipe and compare its measurement digest with the card\'s (TdxPlusReproducibleBuild); exit 0 on a match')
+    .option('--data <dir>', 'record the result in this node data directory (read by the running node)')
+    .option('--timeout <secs>', 'give up on the recipe after this long', (v) => Number(v), 600)
+    .option('--json', 'print JSON')
+    .action(async (cardPath: string, opts) => {
+      const { records, refused } = await readRecordsFile(cardPath)
+      const card = records.find(isCard)
+      if (card === undefined) throw new NodeError('INPUT_INVALID', `${cardPath} holds no valid provider card${refused.length > 0 ? ` (${refused[0]?.code ?? ''})` : ''}`)
+      const recipe = card.value.buildRecipe
+      if (recipe === undefined) throw new NodeError('INPUT_INVALID', `the card of ${card.value.providerId} names no build recipe`)
+      const result = await checkBuild(recipe, card.value.attestationDigest, Math.floor(Date.now() / 1000), { timeoutMs: opts.timeout * 1000 })
+      if (opts.data !== undefined) await recordBuildResult(opts.data, toHex(card.digest), result)
+      if (opts.json === true) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+      else {
+        process.stdout.write([
+          `recipe:   ${recipe.source} :: ${recipe.command} -> ${recipe.manifest}`,
+          `expected: ${result.expected}`,
+          `rebuilt:  ${result.rebuilt ?? '—'}`,
+          `result:   ${result.match ? 'MATCH (reproducible build)' : `MISMATCH${result.error !== undefined ? `: ${result.error}` : ''}`}`,
+          ''
+        ].join('\n'))
+      }
+      if (!result.match) process.exitCode = 1
     })
 
   attest.command('simulate')

@@ -20,14 +20,16 @@ export interface AuditReport {
   filter: AuditFilter
   levels: LevelMixRow[]
   overClaims: string[]
-  ranked: Array<{ providerId: string, claimed: string, verified: string, feePerPartialWei: bigint, capacityPerSecond: number, regions: string[] }>
+  ranked: Array<{ providerId: string, claimed: string, verified: string, simulated: boolean, feePerPartialWei: bigint, capacityPerSecond: number, regions: string[] }>
+  /** Providers whose verified level rests on evidence under a test root (simulated, not production). */
+  simulated: string[]
   committee?: CommitteeReport
   capacity?: CapacityReport
   /** True while no verifier runs: every verified level is Software (the signature alone). */
   evidenceUnchecked: boolean
 }
 
-export function buildAuditReport (cards: ProviderCard[], verified: VerifiedLevels, options: AuditOptions, at: number): AuditReport {
+export function buildAuditReport (cards: ProviderCard[], verified: VerifiedLevels, options: AuditOptions, at: number, simulated: ReadonlySet<string> = new Set()): AuditReport {
   const filter: AuditFilter = { floor: options.floor, ...(options.scheme !== undefined ? { scheme: options.scheme } : {}) }
   const report: AuditReport = {
     at,
@@ -39,10 +41,12 @@ export function buildAuditReport (cards: ProviderCard[], verified: VerifiedLevel
       providerId: c.providerId,
       claimed: c.attestationLevel,
       verified: verifiedLevelOf(c, verified),
+      simulated: simulated.has(c.providerId),
       feePerPartialWei: c.feePerPartialWei,
       capacityPerSecond: c.capacityPerSecond,
       regions: capabilityUnion(c).regions
     })),
+    simulated: cards.filter((c) => simulated.has(c.providerId)).map((c) => c.providerId),
     evidenceUnchecked: verified.size === 0
   }
   if (options.committee !== undefined || options.threshold !== undefined) {
@@ -72,12 +76,13 @@ export function auditReportToText (report: AuditReport): string {
   out.push(table(['level', 'claimed', 'verified'], report.levels.map((r) => [r.level, String(r.claimed), String(r.verified)])))
   if (report.evidenceUnchecked) out.push('(no evidence verified: every provider counts as Software, whatever it claims)')
   if (report.overClaims.length > 0) out.push(`Over-claims (claimed above what evidence proves): ${report.overClaims.length}`)
+  if (report.simulated.length > 0) out.push(`SIMULATED: ${report.simulated.length} verified level(s) rest on a TEST-ONLY root (marked *), not on Intel's`)
   out.push('')
   const scope = `floor ${report.filter.floor}${report.filter.scheme !== undefined ? `, scheme ${report.filter.scheme}` : ''}`
   out.push(`Eligible at ${scope}, cheapest first: ${report.ranked.length}`)
   if (report.ranked.length > 0) {
     out.push(table(['provider', 'claimed', 'verified', 'fee/partial (wei)', 'capacity/s', 'regions'],
-      report.ranked.map((r) => [short(r.providerId), r.claimed, r.verified, r.feePerPartialWei.toString(), String(r.capacityPerSecond), r.regions.join(',')])))
+      report.ranked.map((r) => [short(r.providerId), r.claimed, r.verified + (r.simulated ? '*' : ''), r.feePerPartialWei.toString(), String(r.capacityPerSecond), r.regions.join(',')])))
   }
   if (report.committee !== undefined) {
     const c = report.committee

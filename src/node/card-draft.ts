@@ -53,7 +53,8 @@ const draftSchema = z.strictObject({
   })).default([]),
   evidence: z.strictObject({ quote: cidText, collateral: cidText }).optional(),
   listenAddrs: z.array(z.string()).default([]),
-  successor: z.string().refine(isDid, 'expected an Ed25519 did:key').optional()
+  successor: z.string().refine(isDid, 'expected an Ed25519 did:key').optional(),
+  buildRecipe: z.strictObject({ source: z.string().min(1), command: z.string().min(1), manifest: z.string().min(1) }).optional()
 })
 
 export type CardDraft = z.input<typeof draftSchema>
@@ -83,6 +84,7 @@ export function cardFromDraft (json: unknown, identity: Identity, nowSecs: numbe
     rateTableDigest: rateTableDigest(rates),
     ...(d.evidence !== undefined ? { evidence: d.evidence } : {}),
     listenAddrs: d.listenAddrs,
-    ...(d.successor !== undefined ? { successor: d.successor as Did } : {})
+    ...(d.successor !== undefined ? { successor: d.successor as Did } : {}),
+    ...(d.buildRecipe !== undefined ? { buildRecipe: d.buildRecipe } : {})
   }
 }

@@ -140,13 +140,23 @@ export function buildProgram (): Command {
         for (const r of records) collection.apply(r, at)
       }
       const cards = collection.cards(at).map((c) => c.value)
-      const report = buildAuditReport(cards, new Map(), {
+      // A running node has checked its cards' evidence; files alone prove nothing beyond signatures.
+      const verified = new Map<string, AttestationLevel>()
+      const simulated = new Set<string>()
+      if (files.length === 0) {
+        const levels = await (await apiGet(opts.data, '/v1/verified')).json() as Record<string, { level: AttestationLevel, simulated: boolean }>
+        for (const [providerId, v] of Object.entries(levels)) {
+          verified.set(providerId, v.level)
+          if (v.simulated && v.level !== 'Software') simulated.add(providerId)
+        }
+      }
+      const report = buildAuditReport(cards, verified, {
         floor: opts.floor as AttestationLevel,
         ...(opts.scheme !== undefined ? { scheme: opts.scheme } : {}),
         ...(opts.threshold !== undefined ? { threshold: opts.threshold } : {}),
         ...(opts.committee !== undefined ? { committee: opts.committee } : {}),
         ...(opts.burst !== undefined ? { burst: opts.burst } : {})
-      }, at)
+      }, at, simulated)
       const retired = [...collection.records()].filter((r) => !isCard(r)).length
       if (opts.json === true) process.stdout.write(auditReportToJson(report) + '\n')
       else process.stdout.write(auditReportToText(report) + `\n(held: ${collection.size}, retired: ${retired}, not shown: ${collection.size - cards.length})\n`)

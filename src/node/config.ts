@@ -40,7 +40,20 @@ const configSchema = z.strictObject({
   gossipHeartbeatMs: z.number().int().min(50).max(10_000).default(1000),
   /** Gossipsub IP-colocation penalty exemptions: loopback by default (every test node shares it). */
   ipColocationWhitelist: z.array(z.string()).default(['127.0.0.1', '::1']),
-  dht: z.boolean().default(true)
+  dht: z.boolean().default(true),
+  attest: z.strictObject({
+    /** Where this node's quotes come from: TDX hardware, the TEST-ONLY simulator, or nowhere (Software only). */
+    provider: z.enum(['simulated', 'configfs-tsm', 'none']).default('simulated'),
+    /** What this node requires of every peer it bonds with. */
+    require: z.enum(['Software', 'TdxLocal', 'TdxRemote', 'TdxRaTlsBidirectional', 'TdxPlusReproducibleBuild']).default('Software'),
+    /** Refuse to start with any trust root but Intel's, or with the simulator. */
+    production: z.boolean().default(false),
+    /** PEM of the root peers' quotes must chain to (default: Intel's; the devnet test root with the simulator). */
+    rootPem: z.string().optional(),
+    /** Collateral JSON for this TD's own quotes (configfs-tsm; the operator fetches it from a PCCS). */
+    collateralFile: z.string().optional(),
+    allowSwHardeningNeeded: z.boolean().default(false)
+  }).default({ provider: 'simulated', require: 'Software', production: false, allowSwHardeningNeeded: false })
 })
 
 export type NodeConfig = z.output<typeof configSchema> & { card?: CardDraft }

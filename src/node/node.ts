@@ -2,10 +2,11 @@
  * A running cmesh node: key, store, libp2p, the gossip topics, sync, the role loops and the local
  * API, started and stopped in order. Roles are configuration; a node may play all of them.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { ProviderCollection, type CollectionRecord } from '../market/collection.js'
 import { RfpBook } from '../market/rfp-book.js'
 import { signRecord } from '../market/record.js'
@@ -24,6 +25,19 @@ import { encodeSnapshot } from './collection-file.js'
 import { cardFromDraft } from './card-draft.js'
 import { DEFAULT_CARD_DRAFT, type NodeConfig } from './config.js'
 import { createLogger, type Logger } from './logger.js'
+import { NodeError } from './errors.js'
+import { AttestProtocol } from '../protocols/attest.js'
+import { EvidenceProtocol } from '../protocols/evidence.js'
+import { ConfigfsTsmQuoteProvider, SimulatedQuoteProvider, type QuoteProvider } from '../attestation/quote-provider.js'
+import { intelTrustAnchor, trustAnchorFromPem, type TrustAnchor } from '../attestation/trust-anchor.js'
+import { parseCollateral } from '../attestation/collateral.js'
+import { parseTdxQuote } from '../attestation/quote.js'
+import { tcbPolicy } from '../attestation/policy.js'
+import { cardEvidenceReportData, measurementManifestDigest, verifyCardEvidence, type VerifiedLevel } from '../attestation/card-evidence.js'
+import { readBuildResults } from './build-check.js'
+import { peerIdFromDid, type Did } from '../market/identity.js'
+import { toHex } from '../market/bytes.js'
+import type { CID } from '../market/cbor.js'
 
 export const KEY_FILE = 'node.key'
 
@@ -58,6 +72,15 @@ export class CmeshNode {
   private readonly withApi: boolean
   /** The last sync result per peer (for status and tests). */
   readonly syncResults = new Map<string, SyncResult>()
+  /** The level each provider's evidence proves, as this node last checked it. */
+  readonly verified = new Map<string, VerifiedLevel>()
+  private attestProtocol: AttestProtocol | undefined
+  private evidence: EvidenceProtocol | undefined
+  private quoteProvider: QuoteProvider | undefined
+  private anchor: TrustAnchor | undefined
+  /** Own-card evidence, made once per run: the quote binds the DID and digest, which do not change. */
+  private ownEvidence: { digest: Uint8Array, quote: CID, collateral: CID } | undefined
+  private verifyQueue: Promise<void> = Promise.resolve()
 
   constructor (init: CmeshNodeInit) {
     this.config = init.config
@@ -85,6 +108,11 @@ export class CmeshNode {
   get rfpTopicHandle (): GossipTopic<any> {
     if (this.rfpTopic === undefined) throw new Error('node not started')
     return this.rfpTopic
+  }
+
+  get attest (): AttestProtocol {
+    if (this.attestProtocol === undefined) throw new Error('node not started')
+    return this.attestProtocol
   }
 
   get apiUrl (): string | undefined {
@@ -129,6 +157,11 @@ export class CmeshNode {
     this.cardTopic.start()
     this.rfpTopic.start()
     await this.sync.start()
+    await this.startAttestation()
+    this.collection.subscribe((change) => {
+      if (change.card !== undefined) this.scheduleVerify(change.card)
+    })
+    for (const card of this.collection.cards(this.nowSecs())) this.scheduleVerify(card)
 
     this.node.addEventListener('peer:connect', (evt) => { this.syncWith(evt.detail) })
     // A card published while we had no mesh peers reached nobody, and gossip never replays: when
@@ -167,6 +200,9 @@ export class CmeshNode {
   async stop (): Promise<void> {
     for (const t of this.timers.splice(0)) clearInterval(t)
     await this.api?.stop()
+    await this.attestProtocol?.stop().catch(() => {})
+    await this.evidence?.stop().catch(() => {})
+    await this.verifyQueue.catch(() => {})
     this.cardTopic?.stop()
     this.rfpTopic?.stop()
     await this.sync?.stop().catch(() => {})
@@ -177,7 +213,17 @@ export class CmeshNode {
   /** Signs this node's card (config draft, current addresses, fresh times), stores and gossips it. */
   async publishOwnCard (): Promise<SignedProviderCard> {
     const c = this.config
-    const draft = { ...(c.card ?? DEFAULT_CARD_DRAFT), ttlSecs: c.cardTtlSecs, listenAddrs: this.libp2p.getMultiaddrs().map(String).slice(0, 16) }
+    const evidence = await this.ownCardEvidence()
+    const base = c.card ?? DEFAULT_CARD_DRAFT
+    const draft = {
+      ...base,
+      ttlSecs: c.cardTtlSecs,
+      listenAddrs: this.libp2p.getMultiaddrs().map(String).slice(0, 16),
+      // With a quote provider the card claims what the attest protocol offers, unless the operator says otherwise.
+      ...(evidence !== undefined
+        ? { attestationLevel: c.card?.attestationLevel ?? this.attest.offer, attestationDigest: toHex(evidence.digest), evidence: { quote: evidence.quote.toString(), collateral: evidence.collateral.toString() } }
+        : {})
+    }
     let now = this.nowSecs()
     // Our last card (from this run or, after a restart, from the store) must lose to the new one,
     // even if the clock has not moved on or stepped back.
@@ -192,6 +238,95 @@ export class CmeshNode {
     this.ownCardDelivered ||= recipients > 0
     this.log.debug(`published own card ${card.cid.toString()} to ${recipients} peers`)
     return card
+  }
+
+  private async startAttestation (): Promise<void> {
+    const a = this.config.attest
+    if (a.production && a.provider === 'simulated') throw new NodeError('CONFIG_INVALID', 'production mode cannot run the simulated quote provider (attest.provider: "configfs-tsm" or "none")')
+    if (a.provider === 'simulated') {
+      this.quoteProvider = await SimulatedQuoteProvider.create()
+    } else if (a.provider === 'configfs-tsm') {
+      if (a.collateralFile === undefined) throw new NodeError('CONFIG_INVALID', 'attest.provider "configfs-tsm" needs attest.collateralFile (collateral for this TD\'s quotes)')
+      this.quoteProvider = new ConfigfsTsmQuoteProvider({ collateral: parseCollateral(await readFile(a.collateralFile, 'utf8')) })
+    }
+    if (a.rootPem !== undefined) this.anchor = trustAnchorFromPem(await readFile(a.rootPem, 'utf8'), { production: a.production })
+    else if (this.quoteProvider instanceof SimulatedQuoteProvider) this.anchor = this.quoteProvider.trustAnchor
+    else this.anchor = intelTrustAnchor()
+    if (this.anchor.simulated) this.log.warn(`attestation runs under a TEST-ONLY root (sha256 ${this.anchor.sha256.slice(0, 16)}…): every TDX result is simulated, not production evidence`)
+    this.evidence = new EvidenceProtocol(this.libp2p, this.config.network)
+    await this.evidence.start()
+    this.attestProtocol = new AttestProtocol(this.libp2p, {
+      network: this.config.network,
+      identity: this.identity,
+      anchor: this.anchor,
+      require: a.require,
+      manifest: (await this.ownCardEvidence())?.digest ?? new Uint8Array(32),
+      policy: tcbPolicy({ allowSwHardeningNeeded: a.allowSwHardeningNeeded }),
+      now: this.now,
+      ...(this.quoteProvider !== undefined ? { quoteProvider: this.quoteProvider } : {}),
+      log: this.log.forComponent('attest').debug
+    })
+    await this.attestProtocol.start()
+  }
+
+  /** Quote + collateral bound to this node's DID and measurement digest, served by the evidence protocol. */
+  private async ownCardEvidence (): Promise<{ digest: Uint8Array, quote: CID, collateral: CID } | undefined> {
+    if (this.quoteProvider === undefined || this.evidence === undefined) return undefined
+    if (this.ownEvidence !== undefined) return this.ownEvidence
+    // The measurements are the TD's own; a first quote reads them, the second binds the card to them.
+    const digest = measurementManifestDigest(parseTdxQuote(await this.quoteProvider.quote(new Uint8Array(64))).body)
+    const quote = await this.quoteProvider.quote(cardEvidenceReportData(this.identity.did, digest))
+    const collateral = new TextEncoder().encode(JSON.stringify(await this.quoteProvider.collateral()))
+    this.ownEvidence = { digest, quote: this.evidence.put(quote), collateral: this.evidence.put(collateral) }
+    return this.ownEvidence
+  }
+
+  /** Checks a card's evidence in the background, one card at a time, and records its verified level. */
+  private scheduleVerify (card: SignedProviderCard): void {
+    this.verifyQueue = this.verifyQueue.then(async () => {
+      if (this.anchor === undefined || this.node === undefined) return
+      const v = card.value
+      let evidence
+      if (v.evidence !== undefined) {
+        try {
+          const peer = peerIdFromString(peerIdFromDid(v.providerId))
+          if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
+            await this.node.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
+          }
+          const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
+          evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
+        } catch (err) {
+          this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
+        }
+      }
+      const builds = await readBuildResults(this.dataDir)
+      const bonds = this.node.getConnections(peerIdFromString(peerIdFromDid(v.providerId))).map((conn) => this.attestProtocol?.bondFor(conn))
+      const result = await verifyCardEvidence(v, evidence, {
+        anchor: this.anchor,
+        atUnixSecs: this.nowSecs(),
+        policy: tcbPolicy({ allowSwHardeningNeeded: this.config.attest.allowSwHardeningNeeded }),
+        extras: {
+          bidirectionalBond: bonds.some((b) => b?.bidirectional === true),
+          reproducibleBuild: builds.get(toHex(card.digest))?.match === true
+        }
+      })
+      this.verified.set(v.providerId, result)
+      if (result.level !== result.claimed) this.log.info(`provider ${v.providerId} claims ${result.claimed}, evidence proves ${result.level}${result.code !== undefined ? ` (${result.code})` : ''}`)
+    }).catch((err) => this.log.warn(`verifying a card failed: ${(err as Error).message}`))
+  }
+
+  /** Re-checks every shown card (after a bond forms or a build check is recorded). */
+  reverify (providerId?: Did): void {
+    for (const card of this.collection.cards(this.nowSecs())) if (providerId === undefined || card.value.providerId === providerId) this.scheduleVerify(card)
+  }
+
+  /** Waits until every scheduled evidence check has finished (tests, shutdown). */
+  async verificationsSettled (): Promise<void> {
+    let current
+    do {
+      current = this.verifyQueue
+      await current
+    } while (current !== this.verifyQueue)
   }
 
   /** Requester: signs an RFP (requester and time filled in), keeps it in the book and gossips it. */
@@ -244,6 +379,13 @@ export class CmeshNode {
       peers: this.libp2p.getPeers().length,
       collection: { held: this.collection.size, shown: this.collection.cards(now).length },
       rfps: { open: this.rfps.list(now).length },
+      attest: {
+        provider: this.config.attest.provider,
+        require: this.config.attest.require,
+        offer: this.attestProtocol?.offer,
+        root: this.anchor?.sha256,
+        simulated: this.anchor?.simulated
+      },
       gossip: { cards: this.cards.stats, rfps: this.rfpTopicHandle.stats }
     }
   }
@@ -252,7 +394,8 @@ export class CmeshNode {
     return {
       '/v1/status': () => ({ type: 'json' as const, body: this.status() }),
       '/v1/collection': () => ({ type: 'cbor' as const, body: encodeSnapshot(this.collection.records()) }),
-      '/v1/rfps': () => ({ type: 'cbor' as const, body: encodeSnapshot(this.rfps.list(this.nowSecs())) })
+      '/v1/rfps': () => ({ type: 'cbor' as const, body: encodeSnapshot(this.rfps.list(this.nowSecs())) }),
+      '/v1/verified': () => ({ type: 'json' as const, body: Object.fromEntries(this.verified) })
     }
   }
 }

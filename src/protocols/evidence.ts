@@ -1,0 +1,94 @@
+/**
+ * `/cmesh/<network>/evidence/1.0.0`: fetch an evidence blob (a quote, a collateral file) by its
+ * CID from a node that holds it — the provider itself, or anyone who announced it on the DHT.
+ *   request  { cid: CID }            response { blob: bytes } | { missing: true }
+ * The fetcher checks that the blob hashes to the CID it asked for; caps and a timeout bound it.
+ */
+import { lpStream } from '@libp2p/utils'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { z } from 'zod'
+import { CID, decodeCanonical, encodeCanonical, rawCidForBytes } from '../market/cbor.js'
+import { CmeshError } from '../market/errors.js'
+import { MAX_COLLATERAL_BYTES } from '../attestation/collateral.js'
+import { protocolId } from './names.js'
+
+export const EVIDENCE_MAX_BLOB_BYTES = MAX_COLLATERAL_BYTES
+export type EvidenceErrorCode = 'EVIDENCE_MISSING' | 'EVIDENCE_MISMATCH' | 'EVIDENCE_PROTOCOL'
+export class EvidenceError extends CmeshError<EvidenceErrorCode> {}
+
+const requestMsg = z.strictObject({ cid: z.custom<CID>((v) => CID.asCID(v) !== null) })
+const responseMsg = z.union([
+  z.strictObject({ blob: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= EVIDENCE_MAX_BLOB_BYTES) }),
+  z.strictObject({ missing: z.literal(true) })
+])
+
+interface Registrar {
+  handle: (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, options?: { maxInboundStreams?: number }) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  dialProtocol: (peer: PeerId, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
+}
+
+export class EvidenceProtocol {
+  readonly protocol: string
+  /** Blobs this node serves, by CID string. */
+  private readonly blobs = new Map<string, Uint8Array>()
+
+  constructor (private readonly registrar: Registrar, network: string, private readonly timeoutMs = 10_000) {
+    this.protocol = protocolId(network, 'evidence')
+  }
+
+  /** Holds a blob to serve; returns its CID. */
+  put (blob: Uint8Array): CID {
+    const cid = rawCidForBytes(blob)
+    this.blobs.set(cid.toString(), blob)
+    return cid
+  }
+
+  /** A blob this node holds itself. */
+  async fetchLocal (cid: CID): Promise<Uint8Array> {
+    const blob = this.blobs.get(cid.toString())
+    if (blob === undefined) throw new EvidenceError('EVIDENCE_MISSING', `this node does not hold ${cid.toString()}`)
+    return blob
+  }
+
+  async start (): Promise<void> {
+    await this.registrar.handle(this.protocol, (stream) => { void this.serve(stream) }, { maxInboundStreams: 4 })
+  }
+
+  async stop (): Promise<void> {
+    await this.registrar.unhandle(this.protocol)
+  }
+
+  async fetch (peer: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const signal = options.signal !== undefined ? AbortSignal.any([options.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs)
+    const stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
+    const lp = lpStream(stream, { maxDataLength: EVIDENCE_MAX_BLOB_BYTES + 1024 })
+    try {
+      await lp.write(encodeCanonical({ cid }), { signal })
+      const parsed = responseMsg.safeParse(decodeCanonical((await lp.read({ signal })).subarray()))
+      await stream.close({ signal }).catch(() => {})
+      if (!parsed.success) throw new EvidenceError('EVIDENCE_PROTOCOL', 'unexpected evidence response')
+      if ('missing' in parsed.data) throw new EvidenceError('EVIDENCE_MISSING', `${peer.toString()} does not hold ${cid.toString()}`)
+      if (!rawCidForBytes(parsed.data.blob).equals(cid)) throw new EvidenceError('EVIDENCE_MISMATCH', 'the blob does not hash to the CID asked for')
+      return parsed.data.blob
+    } catch (err) {
+      stream.abort(err as Error)
+      if (err instanceof EvidenceError) throw err
+      throw new EvidenceError('EVIDENCE_PROTOCOL', (err as Error).message)
+    }
+  }
+
+  private async serve (stream: Stream): Promise<void> {
+    const signal = AbortSignal.timeout(this.timeoutMs)
+    const lp = lpStream(stream, { maxDataLength: 1024 })
+    try {
+      const parsed = requestMsg.safeParse(decodeCanonical((await lp.read({ signal })).subarray()))
+      if (!parsed.success) throw new Error('bad evidence request')
+      const blob = this.blobs.get(parsed.data.cid.toString())
+      await lp.write(encodeCanonical(blob === undefined ? { missing: true } : { blob }), { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+}
