@@ -29,13 +29,13 @@ export class TestMesh {
   private readonly dirs: string[] = []
   readonly network = testNetwork()
 
-  async node (config: NodeConfigInput = {}, options: { dataDir?: string } = {}): Promise<CmeshNode> {
+  async node (config: NodeConfigInput = {}, options: { dataDir?: string, api?: boolean } = {}): Promise<CmeshNode> {
     const dataDir = options.dataDir ?? await mkdtemp(join(tmpdir(), 'cmesh-node-'))
     if (options.dataDir === undefined) this.dirs.push(dataDir)
     const node = new CmeshNode({
       config: resolveConfig({ network: this.network, dataDir, gossipHeartbeatMs: 100, dht: false, ...config }),
       log: quietLog,
-      api: false
+      api: options.api ?? false
     })
     await node.start()
     this.nodes.push(node)
