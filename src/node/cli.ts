@@ -191,7 +191,8 @@ export function buildProgram (): Command {
         `cmesh node running${embedded ? ' on embedded defaults' : ''} (network ${config.network})`,
         `  peer id:  ${node.libp2p.peerId.toString()}`,
         `  did:      ${node.identity.did}`,
-        `  roles:    ${config.roles.join(', ')}${config.card === undefined && config.roles.includes('provider') ? ' (card: embedded local backend, Software level, simulated only)' : ''}`,
+        `  roles:    ${config.roles.join(', ')}${config.card === undefined && config.roles.includes('provider') ? ' (card: the embedded local backend)' : ''}`,
+        `  attest:   ${config.attest.provider === 'simulated' ? 'SIMULATED TDX quotes under the TEST-ONLY devnet root (not production evidence)' : config.attest.provider === 'configfs-tsm' ? 'TDX quotes from configfs-tsm' : 'no quote provider (Software only)'}; requires ${config.attest.require} of peers${config.attest.production ? '; production (Intel root only)' : ''}`,
         `  data:     ${join(config.dataDir)}`,
         `  api:      ${node.apiUrl ?? 'off'} (token in ${join(config.dataDir, 'api.json')})`,
         ...node.libp2p.getMultiaddrs().map((a) => `  listen:   ${a.toString()}`),
@@ -221,14 +222,17 @@ export function buildProgram (): Command {
       const collection = new ProviderCollection()
       for (const r of records) collection.apply(r, at)
       const cards = collection.cards(at)
+      const verified = await (await apiGet(opts.data, '/v1/verified')).json() as Record<string, { level: string, simulated: boolean, code?: string }>
       if (opts.json === true) {
-        printJson(cards.map((c) => ({ uri: c.uri, cid: c.cid.toString(), cardDigest: c.digest, card: c.value })))
+        printJson(cards.map((c) => ({ uri: c.uri, cid: c.cid.toString(), cardDigest: c.digest, card: c.value, verified: verified[c.value.providerId] ?? null })))
         return
       }
       process.stdout.write(`${cards.length} provider cards (held ${collection.size})\n`)
       for (const c of cards) {
         const u = capabilityUnion(c.value)
-        process.stdout.write(`${c.value.providerId}  ${c.value.attestationLevel.padEnd(10)}  fee ${c.value.feePerPartialWei} wei  cap ${c.value.capacityPerSecond}/s  ` +
+        const v = verified[c.value.providerId]
+        const proven = v === undefined ? 'not yet checked' : `${v.level}${v.simulated && v.level !== 'Software' ? ' (SIMULATED)' : ''}`
+        process.stdout.write(`${c.value.providerId}  claims ${c.value.attestationLevel}, verified ${proven}  fee ${c.value.feePerPartialWei} wei  cap ${c.value.capacityPerSecond}/s  ` +
           `regions ${u.regions.join(',')}  expires ${new Date(c.value.expiresAtUnixSecs * 1000).toISOString()}\n`)
       }
     })
