@@ -40,6 +40,8 @@ import { toHex } from '../market/bytes.js'
 import type { CID } from '../market/cbor.js'
 
 export const KEY_FILE = 'node.key'
+/** Evidence is fetched again at most this often per provider (collateral and CRLs change daily at most). */
+const EVIDENCE_RECHECK_SECS = 3600
 
 export interface CmeshNodeInit {
   config: NodeConfig
@@ -81,6 +83,8 @@ export class CmeshNode {
   /** Own-card evidence, made once per run: the quote binds the DID and digest, which do not change. */
   private ownEvidence: { digest: Uint8Array, quote: CID, collateral: CID } | undefined
   private verifyQueue: Promise<void> = Promise.resolve()
+  /** The evidence last fetched per provider, so a republished card with the same pointers costs no fetch. */
+  private readonly verifiedEvidence = new Map<string, { key: string, at: number, evidence: { quote: Uint8Array, collateral: Uint8Array } }>()
 
   constructor (init: CmeshNodeInit) {
     this.config = init.config
@@ -282,12 +286,22 @@ export class CmeshNode {
   }
 
   /** Checks a card's evidence in the background, one card at a time, and records its verified level. */
-  private scheduleVerify (card: SignedProviderCard): void {
+  private scheduleVerify (card: SignedProviderCard, { force = false } = {}): void {
     this.verifyQueue = this.verifyQueue.then(async () => {
       if (this.anchor === undefined || this.node === undefined) return
       const v = card.value
+      if (v.evidence === undefined) {
+        // Nothing to fetch or verify: the signature is all there is.
+        this.verified.set(v.providerId, await verifyCardEvidence(v, undefined, { anchor: this.anchor, atUnixSecs: this.nowSecs() }))
+        return
+      }
+      // A republished card usually points at the same evidence: reuse that verdict unless asked to look again.
+      const evidenceKey = `${v.evidence.quote.toString()}/${v.evidence.collateral.toString()}/${toHex(v.attestationDigest)}`
+      const previous = this.verifiedEvidence.get(v.providerId)
       let evidence
-      if (v.evidence !== undefined) {
+      if (!force && previous?.key === evidenceKey && this.nowSecs() - previous.at < EVIDENCE_RECHECK_SECS) {
+        evidence = previous.evidence
+      } else {
         try {
           const peer = peerIdFromString(peerIdFromDid(v.providerId))
           if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
@@ -295,12 +309,14 @@ export class CmeshNode {
           }
           const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
           evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
+          this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs(), evidence })
         } catch (err) {
           this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
         }
       }
-      const builds = await readBuildResults(this.dataDir)
-      const bonds = this.node.getConnections(peerIdFromString(peerIdFromDid(v.providerId))).map((conn) => this.attestProtocol?.bondFor(conn))
+      const peer = peerIdFromString(peerIdFromDid(v.providerId))
+      const bonds = this.node.getConnections(peer).map((conn) => this.attestProtocol?.bondFor(conn))
+      const builds = v.buildRecipe !== undefined ? await readBuildResults(this.dataDir) : new Map()
       const result = await verifyCardEvidence(v, evidence, {
         anchor: this.anchor,
         atUnixSecs: this.nowSecs(),
@@ -317,7 +333,7 @@ export class CmeshNode {
 
   /** Re-checks every shown card (after a bond forms or a build check is recorded). */
   reverify (providerId?: Did): void {
-    for (const card of this.collection.cards(this.nowSecs())) if (providerId === undefined || card.value.providerId === providerId) this.scheduleVerify(card)
+    for (const card of this.collection.cards(this.nowSecs())) if (providerId === undefined || card.value.providerId === providerId) this.scheduleVerify(card, { force: true })
   }
 
   /** Waits until every scheduled evidence check has finished (tests, shutdown). */
