@@ -185,7 +185,21 @@ export function buildProgram (): Command {
         ...(opts.roles !== undefined ? { roles: opts.roles } : {})
       })
       const node = new CmeshNode({ config })
+      // Signal handlers go in before anything is printed: whoever reads the banner may signal at
+      // once. A signal during start-up is held until the node is up, then honoured.
+      let resolveStopped: () => void = () => {}
+      const stopped = new Promise<void>((resolve) => { resolveStopped = resolve })
+      let started = false
+      let requested: string | undefined
+      const stopNow = (signal: string): void => {
+        process.stderr.write(`cmesh: ${signal}: stopping\n`)
+        node.stop().then(resolveStopped, (err) => { process.stderr.write(`cmesh: stop failed: ${(err as Error).message}\n`); resolveStopped() })
+      }
+      const onSignal = (signal: string): void => { if (started) stopNow(signal); else requested = signal }
+      process.once('SIGINT', () => onSignal('SIGINT'))
+      process.once('SIGTERM', () => onSignal('SIGTERM'))
       await node.start()
+      started = true
       const embedded = opts.config === undefined
       process.stdout.write([
         `cmesh node running${embedded ? ' on embedded defaults' : ''} (network ${config.network})`,
@@ -200,14 +214,8 @@ export function buildProgram (): Command {
         '  see it:   cmesh cards   |   cmesh audit   |   cmesh status   (Ctrl-C stops)',
         ''
       ].join('\n'))
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          process.stderr.write(`cmesh: ${signal}: stopping\n`)
-          node.stop().then(resolve, (err) => { process.stderr.write(`cmesh: stop failed: ${(err as Error).message}\n`); resolve() })
-        }
-        process.once('SIGINT', () => stop('SIGINT'))
-        process.once('SIGTERM', () => stop('SIGTERM'))
-      })
+      if (requested !== undefined) stopNow(requested)
+      await stopped
     })
 
   program.command('cards')
