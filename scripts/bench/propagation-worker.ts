@@ -14,7 +14,7 @@ import { identityFromSeed, rateTableDigest, signRecord, ProviderCardType, utf8, 
 
 const nodes: CmeshNode[] = []
 const dirs: string[] = []
-const log = createLogger('bench', 'silent')
+const log = createLogger('bench', (process.env.CMESH_LOG as any) ?? 'silent')
 const now = () => performance.timeOrigin + performance.now()
 let received = 0
 const send = (msg: unknown) => { if (process.connected) process.send?.(msg) }

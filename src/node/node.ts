@@ -161,13 +161,16 @@ export class CmeshNode {
     this.cardTopic.start()
     this.rfpTopic.start()
     await this.sync.start()
+    // Listen before anything slow: bootstrap may connect while attestation is still being set up.
+    this.node.addEventListener('peer:connect', (evt) => { this.syncWith(evt.detail) })
     await this.startAttestation()
+    // Peers that connected before the listener existed get their on-connect sync now.
+    for (const peer of this.node.getPeers()) this.syncWith(peer)
     this.collection.subscribe((change) => {
       if (change.card !== undefined) this.scheduleVerify(change.card)
     })
     for (const card of this.collection.cards(this.nowSecs())) this.scheduleVerify(card)
 
-    this.node.addEventListener('peer:connect', (evt) => { this.syncWith(evt.detail) })
     // A card published while we had no mesh peers reached nobody, and gossip never replays: when
     // the first peer grafts us on the cards topic, announce ourselves again. Once per run: after
     // that, periodic sync carries any card a later isolation kept from spreading.
@@ -256,7 +259,7 @@ export class CmeshNode {
     if (a.rootPem !== undefined) this.anchor = trustAnchorFromPem(await readFile(a.rootPem, 'utf8'), { production: a.production })
     else if (this.quoteProvider instanceof SimulatedQuoteProvider) this.anchor = this.quoteProvider.trustAnchor
     else this.anchor = intelTrustAnchor()
-    if (this.anchor.simulated) this.log.warn(`attestation runs under a TEST-ONLY root (sha256 ${this.anchor.sha256.slice(0, 16)}…): every TDX result is simulated, not production evidence`)
+    if (this.anchor.simulated) this.log.warn(`attestation runs under a TEST-ONLY root (${this.anchor.subject}): every TDX result is simulated, not production evidence`)
     this.evidence = new EvidenceProtocol(this.libp2p, this.config.network)
     await this.evidence.start()
     this.attestProtocol = new AttestProtocol(this.libp2p, {
@@ -292,14 +295,18 @@ export class CmeshNode {
       const v = card.value
       if (v.evidence === undefined) {
         // Nothing to fetch or verify: the signature is all there is.
+        this.verifiedEvidence.delete(v.providerId)
         this.verified.set(v.providerId, await verifyCardEvidence(v, undefined, { anchor: this.anchor, atUnixSecs: this.nowSecs() }))
         return
       }
       // A republished card usually points at the same evidence: reuse that verdict unless asked to look again.
-      const evidenceKey = `${v.evidence.quote.toString()}/${v.evidence.collateral.toString()}/${toHex(v.attestationDigest)}`
+      const evidenceKey = `${v.evidence.quote.toString()}/${v.evidence.collateral.toString()}/${toHex(v.attestationDigest)}/${v.attestationLevel}/${v.buildRecipe !== undefined}`
       const previous = this.verifiedEvidence.get(v.providerId)
+      const fresh = !force && previous?.key === evidenceKey && this.nowSecs() - previous.at < EVIDENCE_RECHECK_SECS
+      // Same evidence, same claim, checked recently: the verdict stands (republishes are frequent, quotes cost ~30 ms).
+      if (fresh && this.verified.has(v.providerId)) return
       let evidence
-      if (!force && previous?.key === evidenceKey && this.nowSecs() - previous.at < EVIDENCE_RECHECK_SECS) {
+      if (fresh) {
         evidence = previous.evidence
       } else {
         try {
