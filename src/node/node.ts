@@ -83,8 +83,8 @@ export class CmeshNode {
   /** Own-card evidence, made once per run: the quote binds the DID and digest, which do not change. */
   private ownEvidence: { digest: Uint8Array, quote: CID, collateral: CID } | undefined
   private verifyQueue: Promise<void> = Promise.resolve()
-  /** The evidence last fetched per provider, so a republished card with the same pointers costs no fetch. */
-  private readonly verifiedEvidence = new Map<string, { key: string, at: number, evidence: { quote: Uint8Array, collateral: Uint8Array } }>()
+  /** Which evidence each provider's verdict rests on, so a republished card with the same pointers costs nothing. */
+  private readonly verifiedEvidence = new Map<string, { key: string, at: number }>()
 
   constructor (init: CmeshNodeInit) {
     this.config = init.config
@@ -306,22 +306,17 @@ export class CmeshNode {
       // Same evidence, same claim, checked recently: the verdict stands (republishes are frequent, quotes cost ~30 ms).
       if (fresh && this.verified.has(v.providerId)) return
       let evidence
-      if (fresh) {
-        evidence = previous.evidence
-      } else {
-        try {
-          const peer = peerIdFromString(peerIdFromDid(v.providerId))
-          if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
-            await this.node.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
-          }
-          const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
-          evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
-          this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs(), evidence })
-        } catch (err) {
-          this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
-        }
-      }
       const peer = peerIdFromString(peerIdFromDid(v.providerId))
+      try {
+        if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
+          await this.node.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
+        }
+        const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
+        evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
+        this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs() })
+      } catch (err) {
+        this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
+      }
       const bonds = this.node.getConnections(peer).map((conn) => this.attestProtocol?.bondFor(conn))
       const builds = v.buildRecipe !== undefined ? await readBuildResults(this.dataDir) : new Map()
       const result = await verifyCardEvidence(v, evidence, {
