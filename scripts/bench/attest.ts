@@ -15,6 +15,8 @@ import { intelTrustAnchor } from '../../src/attestation/trust-anchor.js'
 import { SimulatedQuoteProvider } from '../../src/attestation/quote-provider.js'
 import { createMeshLibp2p } from '../../src/node/libp2p.js'
 import { AttestProtocol } from '../../src/protocols/attest.js'
+import { measurementManifestDigest } from '../../src/attestation/card-evidence.js'
+import { parseTdxQuote } from '../../src/attestation/quote.js'
 import { identityFromSeed, type AttestationLevel } from '../../src/market/index.js'
 
 const args = new Map<string, string>()
@@ -53,6 +55,7 @@ console.log('')
 console.log('| handshake | count | p50 (ms) | p99 (ms) | max (ms) |')
 console.log('|---|---|---|---|---|')
 const unlimited = { ratePerSec: 1e6, burst: 1e6, rejectAfter: 1e6 }
+const manifest = measurementManifestDigest(parseTdxQuote(simQuote).body)
 for (const [label, require, tdx] of [['Software ↔ Software', 'Software', false], ['TDX ↔ TDX, bidirectional (simulated quotes)', 'TdxRemote', true]] as const) {
   const peers = await Promise.all([0, 1].map(async () => {
     const key = await generateKeyPair('Ed25519')
@@ -62,7 +65,7 @@ for (const [label, require, tdx] of [['Software ↔ Software', 'Software', false
       identity: identityFromSeed(key.raw.subarray(0, 32)),
       anchor: sim.trustAnchor,
       require: require as AttestationLevel,
-      manifest: new Uint8Array(32),
+      manifest,
       rate: unlimited,
       ...(tdx ? { quoteProvider: sim } : {})
     })

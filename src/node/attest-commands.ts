@@ -14,8 +14,7 @@ import { fromHex } from '../market/bytes.js'
 import { NodeError } from './errors.js'
 import { readRecordsFile } from './collection-file.js'
 import { isCard } from '../market/collection.js'
-import { toHex } from '../market/bytes.js'
-import { checkBuild, recordBuildResult } from './build-check.js'
+import { buildKey, checkBuild, recordBuildResult } from './build-check.js'
 
 async function readQuote (arg: string): Promise<Uint8Array> {
   const text = arg.trim()
@@ -111,7 +110,7 @@ export function addAttestCommands (program: Command): void {
       const recipe = card.value.buildRecipe
       if (recipe === undefined) throw new NodeError('INPUT_INVALID', `the card of ${card.value.providerId} names no build recipe`)
       const result = await checkBuild(recipe, card.value.attestationDigest, Math.floor(Date.now() / 1000), { timeoutMs: opts.timeout * 1000 })
-      if (opts.data !== undefined) await recordBuildResult(opts.data, toHex(card.digest), result)
+      if (opts.data !== undefined) await recordBuildResult(opts.data, buildKey(recipe, card.value.attestationDigest), result)
       if (opts.json === true) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
       else {
         process.stdout.write([

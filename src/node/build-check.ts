@@ -4,19 +4,29 @@
  * `#ref`) and writes a measurement manifest JSON ({mrTd, rtmr: [4], mrConfigId}, hex); its digest
  * must equal the card's attestationDigest. It runs only when an operator asks (`cmesh attest
  * check-build`): a node never executes commands it read off the network. Results are recorded in
- * `<data>/builds.json` by card digest, where the node's verified-level computation reads them.
+ * `<data>/builds.json` by recipe and digest (`buildKey`), where the node's verified-level computation reads them.
  */
 import { spawn } from 'node:child_process'
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesEqual, fromHex, toHex } from '../market/bytes.js'
+import { encodeCanonical } from '../market/cbor.js'
 import type { BuildRecipe } from '../market/provider-card.js'
 import { measurementManifestDigest } from '../attestation/card-evidence.js'
 import { writeFileAtomic } from './atomic-file.js'
 import { NodeError } from './errors.js'
 
 export const BUILDS_FILE = 'builds.json'
+
+/**
+ * What a build result is recorded under: the recipe and the digest it must reproduce. Not the card
+ * digest, which changes with every refresh; a changed recipe or digest needs a new check.
+ */
+export function buildKey (recipe: BuildRecipe, attestationDigest: Uint8Array): string {
+  return toHex(sha256(encodeCanonical({ source: recipe.source, command: recipe.command, manifest: recipe.manifest, digest: attestationDigest })))
+}
 
 export interface BuildResult {
   match: boolean
@@ -88,8 +98,8 @@ export async function readBuildResults (dataDir: string): Promise<Map<string, Bu
   }
 }
 
-export async function recordBuildResult (dataDir: string, cardDigestHex: string, result: BuildResult): Promise<void> {
+export async function recordBuildResult (dataDir: string, key: string, result: BuildResult): Promise<void> {
   const all = await readBuildResults(dataDir)
-  all.set(cardDigestHex, result)
+  all.set(key, result)
   await writeFileAtomic(join(dataDir, BUILDS_FILE), new TextEncoder().encode(JSON.stringify(Object.fromEntries(all), null, 2) + '\n'))
 }

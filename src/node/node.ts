@@ -34,9 +34,10 @@ import { parseCollateral } from '../attestation/collateral.js'
 import { parseTdxQuote } from '../attestation/quote.js'
 import { tcbPolicy } from '../attestation/policy.js'
 import { cardEvidenceReportData, measurementManifestDigest, verifyCardEvidence, type VerifiedLevel } from '../attestation/card-evidence.js'
-import { readBuildResults } from './build-check.js'
+import { buildKey, readBuildResults } from './build-check.js'
 import { peerIdFromDid, type Did } from '../market/identity.js'
-import { toHex } from '../market/bytes.js'
+import { bytesEqual, toHex } from '../market/bytes.js'
+import { didFromPublicKey } from '../market/identity.js'
 import type { CID } from '../market/cbor.js'
 
 export const KEY_FILE = 'node.key'
@@ -83,8 +84,10 @@ export class CmeshNode {
   /** Own-card evidence, made once per run: the quote binds the DID and digest, which do not change. */
   private ownEvidence: { digest: Uint8Array, quote: CID, collateral: CID } | undefined
   private verifyQueue: Promise<void> = Promise.resolve()
+  private readonly pendingVerify = new Map<string, { card: SignedProviderCard, force: boolean }>()
+  private stopping = false
   /** Which evidence each provider's verdict rests on, so a republished card with the same pointers costs nothing. */
-  private readonly verifiedEvidence = new Map<string, { key: string, at: number }>()
+  private readonly verifiedEvidence = new Map<string, { key: string, at: number, result: VerifiedLevel }>()
 
   constructor (init: CmeshNodeInit) {
     this.config = init.config
@@ -167,6 +170,8 @@ export class CmeshNode {
     // Peers that connected before the listener existed get their on-connect sync now.
     for (const peer of this.node.getPeers()) this.syncWith(peer)
     this.collection.subscribe((change) => {
+      // The old verdict belonged to the old card: until the new one is checked, show nothing.
+      if (change.kind !== 'added') this.verified.delete(change.providerId)
       if (change.card !== undefined) this.scheduleVerify(change.card)
     })
     for (const card of this.collection.cards(this.nowSecs())) this.scheduleVerify(card)
@@ -205,6 +210,8 @@ export class CmeshNode {
   }
 
   async stop (): Promise<void> {
+    this.stopping = true
+    this.pendingVerify.clear()
     for (const t of this.timers.splice(0)) clearInterval(t)
     await this.api?.stop()
     await this.attestProtocol?.stop().catch(() => {})
@@ -271,7 +278,12 @@ export class CmeshNode {
       policy: tcbPolicy({ allowSwHardeningNeeded: a.allowSwHardeningNeeded }),
       now: this.now,
       ...(this.quoteProvider !== undefined ? { quoteProvider: this.quoteProvider } : {}),
-      log: this.log.forComponent('attest').debug
+      log: this.log.forComponent('attest').debug,
+      // A new bond may lift that provider's verified level.
+      onBond: (bond) => {
+        const key = peerIdFromString(bond.peer).publicKey?.raw
+        if (key !== undefined) this.reverify(didFromPublicKey(key))
+      }
     })
     await this.attestProtocol.start()
   }
@@ -288,49 +300,68 @@ export class CmeshNode {
     return this.ownEvidence
   }
 
-  /** Checks a card's evidence in the background, one card at a time, and records its verified level. */
+  /**
+   * Checks a card's evidence in the background, one provider at a time, and records its verified
+   * level. Only the newest pending card per provider is checked: a provider republishing faster
+   * than its evidence can be fetched costs one check, not a growing queue.
+   */
   private scheduleVerify (card: SignedProviderCard, { force = false } = {}): void {
+    const providerId = card.value.providerId
+    const queued = this.pendingVerify.has(providerId)
+    this.pendingVerify.set(providerId, { card, force: force || (this.pendingVerify.get(providerId)?.force ?? false) })
+    if (queued) return
     this.verifyQueue = this.verifyQueue.then(async () => {
-      if (this.anchor === undefined || this.node === undefined) return
-      const v = card.value
-      if (v.evidence === undefined) {
-        // Nothing to fetch or verify: the signature is all there is.
-        this.verifiedEvidence.delete(v.providerId)
-        this.verified.set(v.providerId, await verifyCardEvidence(v, undefined, { anchor: this.anchor, atUnixSecs: this.nowSecs() }))
-        return
-      }
-      // A republished card usually points at the same evidence: reuse that verdict unless asked to look again.
-      const evidenceKey = `${v.evidence.quote.toString()}/${v.evidence.collateral.toString()}/${toHex(v.attestationDigest)}/${v.attestationLevel}/${v.buildRecipe !== undefined}`
-      const previous = this.verifiedEvidence.get(v.providerId)
-      const fresh = !force && previous?.key === evidenceKey && this.nowSecs() - previous.at < EVIDENCE_RECHECK_SECS
-      // Same evidence, same claim, checked recently: the verdict stands (republishes are frequent, quotes cost ~30 ms).
-      if (fresh && this.verified.has(v.providerId)) return
-      let evidence
-      const peer = peerIdFromString(peerIdFromDid(v.providerId))
-      try {
-        if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
-          await this.node.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
-        }
-        const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
-        evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
-        this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs() })
-      } catch (err) {
-        this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
-      }
-      const bonds = this.node.getConnections(peer).map((conn) => this.attestProtocol?.bondFor(conn))
-      const builds = v.buildRecipe !== undefined ? await readBuildResults(this.dataDir) : new Map()
-      const result = await verifyCardEvidence(v, evidence, {
-        anchor: this.anchor,
-        atUnixSecs: this.nowSecs(),
-        policy: tcbPolicy({ allowSwHardeningNeeded: this.config.attest.allowSwHardeningNeeded }),
-        extras: {
-          bidirectionalBond: bonds.some((b) => b?.bidirectional === true),
-          reproducibleBuild: builds.get(toHex(card.digest))?.match === true
-        }
-      })
-      this.verified.set(v.providerId, result)
-      if (result.level !== result.claimed) this.log.info(`provider ${v.providerId} claims ${result.claimed}, evidence proves ${result.level}${result.code !== undefined ? ` (${result.code})` : ''}`)
+      const pending = this.pendingVerify.get(providerId)
+      this.pendingVerify.delete(providerId)
+      if (pending === undefined || this.stopping) return
+      await this.verifyCard(pending.card, pending.force)
     }).catch((err) => this.log.warn(`verifying a card failed: ${(err as Error).message}`))
+  }
+
+  private async verifyCard (card: SignedProviderCard, force: boolean): Promise<void> {
+    if (this.anchor === undefined || this.node === undefined) return
+    const v = card.value
+    if (v.evidence === undefined) {
+      // Nothing to fetch or verify: the signature is all there is.
+      this.verifiedEvidence.delete(v.providerId)
+      this.verified.set(v.providerId, await verifyCardEvidence(v, undefined, { anchor: this.anchor, atUnixSecs: this.nowSecs() }))
+      return
+    }
+    // A republished card usually points at the same evidence: reuse that verdict unless asked to look again.
+    const evidenceKey = `${v.evidence.quote.toString()}/${v.evidence.collateral.toString()}/${toHex(v.attestationDigest)}/${v.attestationLevel}/${v.buildRecipe !== undefined ? buildKey(v.buildRecipe, v.attestationDigest) : ''}`
+    const previous = this.verifiedEvidence.get(v.providerId)
+    const fresh = !force && previous?.key === evidenceKey && this.nowSecs() - previous.at < EVIDENCE_RECHECK_SECS
+    // Same evidence, same claim, checked recently: the verdict stands (republishes are frequent, quotes cost ~30 ms).
+    if (fresh && previous !== undefined) {
+      this.verified.set(v.providerId, { ...previous.result, checkedAtUnixSecs: this.nowSecs() })
+      return
+    }
+    let evidence
+    const peer = peerIdFromString(peerIdFromDid(v.providerId))
+    try {
+      if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
+        await this.node.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
+      }
+      const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
+      evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
+    } catch (err) {
+      this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
+    }
+    const bonds = this.node.getConnections(peer).map((conn) => this.attestProtocol?.bondFor(conn))
+    const builds = v.buildRecipe !== undefined ? await readBuildResults(this.dataDir) : new Map()
+    const result = await verifyCardEvidence(v, evidence, {
+      anchor: this.anchor,
+      atUnixSecs: this.nowSecs(),
+      policy: tcbPolicy({ allowSwHardeningNeeded: this.config.attest.allowSwHardeningNeeded }),
+      extras: {
+        // The bond must be with the image this card declares, not merely with this provider.
+        bidirectionalBond: bonds.some((b) => b?.bidirectional === true && bytesEqual(b.manifest, v.attestationDigest)),
+        reproducibleBuild: v.buildRecipe !== undefined && builds.get(buildKey(v.buildRecipe, v.attestationDigest))?.match === true
+      }
+    })
+    this.verified.set(v.providerId, result)
+    if (evidence !== undefined) this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs(), result })
+    if (result.level !== result.claimed) this.log.info(`provider ${v.providerId} claims ${result.claimed}, evidence proves ${result.level}${result.code !== undefined ? ` (${result.code})` : ''}`)
   }
 
   /** Re-checks every shown card (after a bond forms or a build check is recorded). */

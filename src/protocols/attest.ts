@@ -27,6 +27,8 @@ import { attestContext, attestReportData, softwareProofInput } from '../attestat
 import { parseCollateral, MAX_COLLATERAL_BYTES } from '../attestation/collateral.js'
 import { MAX_QUOTE_BYTES } from '../attestation/quote.js'
 import { verifyTdxQuote, type TdxVerification } from '../attestation/tdx-verifier.js'
+import { measurementManifestDigest } from '../attestation/card-evidence.js'
+import { parseTdxQuote } from '../attestation/quote.js'
 import type { QuoteProvider } from '../attestation/quote-provider.js'
 import type { TrustAnchor } from '../attestation/trust-anchor.js'
 import { tcbPolicy, type VerificationPolicy } from '../attestation/policy.js'
@@ -83,6 +85,8 @@ export interface Bond {
   bidirectional: boolean
   /** The peer's quote verified only under a test root. */
   simulated: boolean
+  /** The measurement manifest digest the peer declared; for TDX bonds its quote's measurements hash to it. */
+  manifest: Uint8Array
   transcript: Uint8Array
   establishedAt: number
   tcb?: TdxVerification
@@ -104,6 +108,8 @@ export interface AttestInit {
   timeoutMs?: number
   rate?: RateLimit
   log?: (line: string) => void
+  /** Called for every bond formed, initiator or responder side. */
+  onBond?: (bond: Bond) => void
 }
 
 interface Registrar {
@@ -191,7 +197,7 @@ export class AttestProtocol {
    * A peer's TDX evidence: its quote must verify to our anchor under our policy and carry the
    * binding we computed. Bidirectional when we proved TDX to it in the same exchange.
    */
-  private async judgeTdx (evidence: { quote: Uint8Array, collateral: string }, reportData: Uint8Array, weProvedTdx: boolean): Promise<Verdict> {
+  private async judgeTdx (evidence: { quote: Uint8Array, collateral: string }, reportData: Uint8Array, manifest: Uint8Array, weProvedTdx: boolean): Promise<Verdict> {
     let collateral
     try {
       collateral = parseCollateral(evidence.collateral)
@@ -204,6 +210,10 @@ export class AttestProtocol {
       policy: { ...(this.init.policy ?? tcbPolicy()), reportData }
     })
     if (!tcb.accepted) return { ok: false, code: 'ATTEST_EVIDENCE_INVALID', reason: `${tcb.code ?? ''}: ${tcb.reason ?? ''}` }
+    // The quote must be of the image the peer declared, or a bond would vouch for any TD at all.
+    if (!bytesEqual(measurementManifestDigest(parseTdxQuote(evidence.quote).body), manifest)) {
+      return { ok: false, code: 'ATTEST_EVIDENCE_INVALID', reason: 'quoted measurements do not match the declared manifest' }
+    }
     return { ok: true, level: weProvedTdx ? 'TdxRaTlsBidirectional' : 'TdxRemote', tcb }
   }
 
@@ -288,7 +298,7 @@ export class AttestProtocol {
         verdict = key !== undefined && verifyEd25519(key, softwareProofInput(theirReportData), theirs.software.sig)
           ? { ok: true, level: 'Software' }
           : { ok: false, code: 'ATTEST_EVIDENCE_INVALID', reason: 'software proof does not verify for the peer key' }
-      } else verdict = await this.judgeTdx(theirs.tdx, theirReportData, 'tdx' in (myEvidence as object))
+      } else verdict = await this.judgeTdx(theirs.tdx, theirReportData, theirHello.manifest, 'tdx' in (myEvidence as object))
       if (verdict.ok && !meets(verdict.level, this.init.require)) {
         verdict = { ok: false, code: 'ATTEST_LEVEL_TOO_LOW', reason: `peer proved ${verdict.level}, we require ${this.init.require}` }
       }
@@ -305,11 +315,16 @@ export class AttestProtocol {
         level: verdict.level,
         bidirectional: verdict.level === 'TdxRaTlsBidirectional',
         simulated: verdict.tcb?.simulated ?? false,
+        manifest: theirHello.manifest,
         transcript: digest,
         establishedAt: this.now(),
         ...(verdict.tcb !== undefined ? { tcb: verdict.tcb } : {})
       }
-      this.bonds.set(connection.id, bond)
+      // A connection that closed meanwhile must not leave a bond behind under its id.
+      if (connection.status === 'open') {
+        this.bonds.set(connection.id, bond)
+        this.init.onBond?.(bond)
+      }
       return bond
     } catch (err) {
       stream.abort(err as Error)

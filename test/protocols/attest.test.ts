@@ -14,6 +14,8 @@ import { createMeshLibp2p, type MeshLibp2p } from '../../src/node/libp2p.js'
 import { AttestProtocol, AttestError, ATTEST_MAX_MESSAGE_BYTES, type AttestInit } from '../../src/protocols/attest.js'
 import { SimulatedQuoteProvider } from '../../src/attestation/quote-provider.js'
 import { attestContext, attestReportData } from '../../src/attestation/binding.js'
+import { measurementManifestDigest } from '../../src/attestation/card-evidence.js'
+import { parseTdxQuote } from '../../src/attestation/quote.js'
 import { identityFromSeed, encodeCanonical, decodeCanonical, type AttestationLevel, type Identity } from '../../src/market/index.js'
 import { protocolId } from '../../src/protocols/names.js'
 import { testNetwork } from '../helpers/mesh.js'
@@ -26,8 +28,13 @@ describe('attest protocol', () => {
   const network = testNetwork()
   const nodes: MeshLibp2p[] = []
   let tdx: SimulatedQuoteProvider
+  /** The measurement manifest of the simulated TD image every honest peer here runs. */
+  let manifest: Uint8Array
 
-  before(async () => { tdx = await SimulatedQuoteProvider.create({ seed: SEED }) })
+  before(async () => {
+    tdx = await SimulatedQuoteProvider.create({ seed: SEED })
+    manifest = measurementManifestDigest(parseTdxQuote(await tdx.quote(new Uint8Array(64))).body)
+  })
   after(async () => { await Promise.all(nodes.map((n) => n.stop())) })
 
   async function peer (options: { require?: AttestationLevel, tdx?: boolean, timeoutMs?: number, protocol?: boolean } = {}): Promise<Peer> {
@@ -41,7 +48,7 @@ describe('attest protocol', () => {
       identity,
       anchor: tdx.trustAnchor,
       require: options.require ?? 'Software',
-      manifest: new Uint8Array(32).fill(9),
+      manifest,
       timeoutMs: options.timeoutMs ?? 5000,
       ...(options.tdx === true ? { quoteProvider: tdx } : {})
     }
@@ -96,14 +103,14 @@ describe('attest protocol', () => {
   })
 
   /** A hostile responder that speaks the protocol by hand; `evidence` decides what it sends. */
-  async function hostile (evidence: (ctx: { victimHello: any, myHello: any, ctxHash: Uint8Array, victim: Uint8Array, me: Uint8Array, victimEvidence?: any }) => Promise<unknown>, options: { readVictimEvidenceFirst?: boolean, stall?: boolean } = {}): Promise<Peer> {
+  async function hostile (evidence: (ctx: { victimHello: any, myHello: any, ctxHash: Uint8Array, victim: Uint8Array, me: Uint8Array, victimEvidence?: any }) => Promise<unknown>, options: { stall?: boolean, manifest?: Uint8Array } = {}): Promise<Peer> {
     const m = await peer({ protocol: false })
     await m.node.handle(protocolId(network, 'attest'), async (stream: Stream, connection: Connection) => {
       const lp = lpStream(stream, { maxDataLength: ATTEST_MAX_MESSAGE_BYTES * 2 })
       try {
         const victimHelloBytes = (await lp.read()).subarray()
         if (options.stall === true) return // slow-loris: never answer
-        const myHello = { v: 1, nonce: randomBytes(32), offer: 'TdxRaTlsBidirectional', require: 'Software', manifest: new Uint8Array(32) }
+        const myHello = { v: 1, nonce: randomBytes(32), offer: 'TdxRaTlsBidirectional', require: 'Software', manifest: options.manifest ?? manifest }
         const myHelloBytes = encodeCanonical(myHello)
         await lp.write(myHelloBytes)
         const ctxHash = attestContext(network, victimHelloBytes, myHelloBytes)
@@ -179,6 +186,15 @@ describe('attest protocol', () => {
     const m = await hostile(async () => ({}), { stall: true })
     const conn = await connect(victim, m)
     assert.equal(await code(victim.attest!.attest(conn)), 'ATTEST_TIMEOUT')
+    assert.equal(victim.attest!.bondFor(conn), undefined)
+  })
+
+  it('a genuine, correctly bound quote of another image than the one declared is refused', async () => {
+    const victim = await peer({ require: 'TdxRemote' })
+    const m = await hostile(async ({ victimHello, myHello, ctxHash, victim: v, me }) =>
+      await tdxEvidence(attestReportData(me, v, victimHello.nonce, myHello.nonce, ctxHash)), { manifest: new Uint8Array(32).fill(7) })
+    const conn = await connect(victim, m)
+    assert.equal(await code(victim.attest!.attest(conn)), 'ATTEST_EVIDENCE_INVALID')
     assert.equal(victim.attest!.bondFor(conn), undefined)
   })
 
