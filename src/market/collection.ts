@@ -28,7 +28,10 @@ export interface CollectionChange {
   retirement?: SignedRetirement
 }
 
-export type ApplyOutcome = 'added' | 'replaced' | 'retired' | 'expired' | 'stale' | 'duplicate'
+export type ApplyOutcome = 'added' | 'replaced' | 'retired' | 'expired' | 'stale' | 'duplicate' | 'full'
+
+/** Default bound on provider slots: a flood of fresh identities stops here instead of in memory. */
+export const DEFAULT_MAX_PROVIDERS = 100_000
 
 export const SUMMARY_BUCKETS = 256
 const DIGEST_BYTES = 32
@@ -85,6 +88,9 @@ export class ProviderCollection {
   private readonly buckets = new Uint8Array(SUMMARY_BUCKETS * DIGEST_BYTES)
   private readonly listeners = new Set<(change: CollectionChange) => void>()
 
+  /** `maxProviders` bounds the slots; a new provider beyond it is refused ('full'), known ones still update. */
+  constructor (private readonly maxProviders = DEFAULT_MAX_PROVIDERS) {}
+
   get size (): number {
     return this.slots.size
   }
@@ -104,6 +110,8 @@ export class ProviderCollection {
       const order = compareEntries(incoming, { time: slot.time, retired: slot.retired, digest: slot.record.digest })
       if (order === 0) return 'duplicate'
       if (order < 0) return 'stale'
+    } else if (this.slots.size >= this.maxProviders) {
+      return 'full'
     }
     const wasVisible = slot !== undefined && isVisible(slot, now)
     const previous = wasVisible ? slot.record as SignedProviderCard : undefined

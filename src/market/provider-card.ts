@@ -13,6 +13,8 @@ import { bytes, cid, did, token, uint, unixSecs, wei, weiToString, z } from './s
 
 export const PROVIDER_CARD_NSID = 'org.computemesh.provider.card'
 export const MAX_CARD_BYTES = 16 * 1024
+/** A card lives at most a week: providers refresh, and nobody keeps an unrefreshed card for long. */
+export const MAX_CARD_TTL_SECS = 7 * 24 * 3600
 
 export const BACKEND_KINDS = ['aws-ec2', 'gcp', 'azure', 'bare-metal', 'local'] as const
 export type BackendKind = typeof BACKEND_KINDS[number]
@@ -159,6 +161,7 @@ export const ProviderCardType: RecordType<ProviderCard> = {
   time: (c) => c.committedAtUnixSecs,
   check: (c) => {
     if (c.expiresAtUnixSecs <= c.committedAtUnixSecs) semantic('expires before it is committed')
+    if (c.expiresAtUnixSecs - c.committedAtUnixSecs > MAX_CARD_TTL_SECS) semantic(`lives longer than ${MAX_CARD_TTL_SECS} s`)
     if (!unique(c.schemesSupported)) semantic('schemesSupported repeats a scheme')
     if (!unique(c.backends.map((b) => b.name))) semantic('backend names repeat')
     if (!unique(c.listenAddrs)) semantic('listenAddrs repeat')

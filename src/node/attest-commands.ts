@@ -101,6 +101,7 @@ export function addAttestCommands (program: Command): void {
   attest.command('check-build <card>')
     .description('rebuild a card\'s build recipe and compare its measurement digest with the card\'s (TdxPlusReproducibleBuild); exit 0 on a match')
     .option('--data <dir>', 'record the result in this node data directory (read by the running node)')
+    .option('--trust-recipe', 'run the card\'s recipe command: it comes from the provider, read it first (run without this flag to print it)')
     .option('--timeout <secs>', 'give up on the recipe after this long', (v) => Number(v), 600)
     .option('--json', 'print JSON')
     .action(async (cardPath: string, opts) => {
@@ -109,6 +110,11 @@ export function addAttestCommands (program: Command): void {
       if (card === undefined) throw new NodeError('INPUT_INVALID', `${cardPath} holds no valid provider card${refused.length > 0 ? ` (${refused[0]?.code ?? ''})` : ''}`)
       const recipe = card.value.buildRecipe
       if (recipe === undefined) throw new NodeError('INPUT_INVALID', `the card of ${card.value.providerId} names no build recipe`)
+      if (opts.trustRecipe !== true) {
+        // The command is the provider's, not ours: nothing runs until the operator has read it.
+        process.stdout.write(`source:   ${recipe.source}\ncommand:  ${recipe.command}\nmanifest: ${recipe.manifest}\n`)
+        throw new NodeError('INPUT_INVALID', 'this runs the provider\'s command with your rights; review it above, then pass --trust-recipe')
+      }
       const result = await checkBuild(recipe, card.value.attestationDigest, Math.floor(Date.now() / 1000), { timeoutMs: opts.timeout * 1000 })
       if (opts.data !== undefined) await recordBuildResult(opts.data, buildKey(recipe, card.value.attestationDigest), result)
       if (opts.json === true) process.stdout.write(JSON.stringify(result, null, 2) + '\n')

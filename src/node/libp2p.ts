@@ -13,7 +13,9 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey } from '@libp2p/interface'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { cidForBytes } from '../market/cbor.js'
+import { concatBytes } from '../market/bytes.js'
 import { protocolId, topicName } from '../protocols/names.js'
 import { scoreParams } from '../protocols/gossip-scoring.js'
 
@@ -44,8 +46,12 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     ping: ping(),
     pubsub: gossipsub({
       globalSignaturePolicy: 'StrictSign',
-      // Message id = the record's CID: the same record is one message however often it is sent.
-      msgIdFn: (msg) => cidForBytes(msg.data).bytes,
+      // Message id = sha256(publisher ‖ record CID): the same record from its author is one message
+      // however often it is sent, and a copy re-signed by someone else cannot squat the id (gossipsub
+      // marks ids seen before our validator runs, which would let a fast forger censor the original).
+      msgIdFn: (msg) => msg.type === 'signed'
+        ? sha256(concatBytes(msg.from.toMultihash().bytes, cidForBytes(msg.data).bytes))
+        : cidForBytes(msg.data).bytes,
       allowPublishToZeroTopicPeers: true,
       ignoreDuplicatePublishError: true,
       emitSelf: false,

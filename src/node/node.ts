@@ -41,6 +41,7 @@ import { didFromPublicKey } from '../market/identity.js'
 import type { CID } from '../market/cbor.js'
 
 export const KEY_FILE = 'node.key'
+const PRUNE_RETENTION_SECS = 24 * 3600
 /** Evidence is fetched again at most this often per provider (collateral and CRLs change daily at most). */
 const EVIDENCE_RECHECK_SECS = 3600
 
@@ -186,6 +187,9 @@ export class CmeshNode {
     })
     this.every(10, () => {
       for (const change of this.collection.expire(this.nowSecs())) this.log.info(`card of ${change.providerId} expired`)
+      // Ended slots are kept a day (so older copies cannot resurface), then forgotten.
+      const pruned = this.collection.prune(this.nowSecs(), PRUNE_RETENTION_SECS)
+      if (pruned > 0) this.log.debug(`pruned ${pruned} ended provider slots`)
       this.rfps.close(this.nowSecs())
     })
     this.every(c.syncIntervalSecs, () => {

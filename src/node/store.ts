@@ -56,13 +56,21 @@ export class NodeStore {
 
   async flush (): Promise<void> {
     // Chain flushes so batches land in order and a later write never overtakes an earlier one.
-    this.flushing = this.flushing.then(async () => {
+    // A failed batch must not wedge every later one: its records go back to pending (unless newer
+    // ones replaced them) and the next flush retries; this call still reports the failure.
+    const run = this.flushing.catch(() => {}).then(async () => {
       if (this.pending.size === 0) return
       const batch = this.pending
       this.pending = new Map()
-      await this.db.batch([...batch].map(([key, value]) => ({ type: 'put' as const, key, value })), { sync: true })
+      try {
+        await this.db.batch([...batch].map(([key, value]) => ({ type: 'put' as const, key, value })), { sync: true })
+      } catch (err) {
+        for (const [key, value] of batch) if (!this.pending.has(key)) this.pending.set(key, value)
+        throw err
+      }
     })
-    return this.flushing
+    this.flushing = run
+    return run
   }
 
   async getMeta (key: string): Promise<Uint8Array | undefined> {

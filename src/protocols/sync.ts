@@ -19,7 +19,7 @@ import { z } from 'zod'
 import { encodeCanonical, decodeCanonical } from '../market/cbor.js'
 import { decodeRecord, checkClockWindow } from '../market/record.js'
 import {
-  COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, differingBuckets,
+  COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, DEFAULT_MAX_PROVIDERS, bucketOf, differingBuckets,
   type CollectionRecord, type ProviderCollection, type SummaryEntry
 } from '../market/collection.js'
 import { CmeshError, RecordError } from '../market/errors.js'
@@ -38,7 +38,7 @@ export const SYNC_READ_BUFFER_BYTES = 16 * 1024 * 1024
 export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT'
 export class SyncError extends CmeshError<SyncErrorCode> {}
 
-const summaryMsg = z.strictObject({ summary: bytes(SUMMARY_BUCKETS * 32), count: uint })
+const summaryMsg = z.strictObject({ summary: bytes(SUMMARY_BUCKETS * 32), count: uint.max(DEFAULT_MAX_PROVIDERS) })
 const bucketsMsg = z.strictObject({ buckets: z.array(uint.max(SUMMARY_BUCKETS - 1)).max(SUMMARY_BUCKETS) })
 const entriesMsg = z.strictObject({
   entries: z.array(z.strictObject({ p: did, t: uint, r: z.boolean(), d: bytes(32) })).max(SYNC_ENTRIES_PER_MESSAGE),
@@ -135,15 +135,20 @@ export class SyncProtocol {
       result.differingBuckets = buckets.length
       if (buckets.length > 0) {
         await writeMsg(lp, { buckets }, signal)
-        const entries: SummaryEntry[] = []
+        // Entries must be for the buckets asked, once each, and no more than the peer said it holds.
+        const asked = new Set(buckets)
+        const entries = new Map<string, SummaryEntry>()
         for (;;) {
           const msg = await readMsg(lp, entriesMsg, signal)
-          for (const e of msg.entries) entries.push({ providerId: e.p, time: e.t, retired: e.r, digest: e.d })
+          for (const e of msg.entries) {
+            if (!asked.has(bucketOf(e.p)) || entries.has(e.p)) throw new SyncError('SYNC_PROTOCOL_VIOLATION', 'summary entry outside the buckets asked, or repeated')
+            entries.set(e.p, { providerId: e.p, time: e.t, retired: e.r, digest: e.d })
+          }
+          if (entries.size > remote.count) throw new SyncError('SYNC_PROTOCOL_VIOLATION', `more entries than the ${remote.count} the peer holds`)
           if (!msg.more) break
-          if (entries.length > 1_000_000) throw new SyncError('SYNC_PROTOCOL_VIOLATION', 'too many summary entries')
         }
-        result.remoteEntries = entries.length
-        const { want } = this.init.collection.reconcile(entries, buckets)
+        result.remoteEntries = entries.size
+        const { want } = this.init.collection.reconcile([...entries.values()], buckets)
         for (let i = 0; i < want.length; i += SYNC_MAX_WANT) {
           const batch = want.slice(i, i + SYNC_MAX_WANT)
           await writeMsg(lp, { want: batch }, signal)

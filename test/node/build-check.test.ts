@@ -41,7 +41,10 @@ describe('cmesh attest check-build (TdxPlusReproducibleBuild)', () => {
     await mkdir(data)
 
     const good = await cardFor('TD firmware v1', source)
-    const r = await runCli(['attest', 'check-build', good, '--data', data, '--json'], dir)
+    const refused = await runCli(['attest', 'check-build', good], dir)
+    assert.equal(refused.code, 1, 'nothing runs without --trust-recipe')
+    assert.match(refused.stdout, /command:\s+sh build.sh/)
+    const r = await runCli(['attest', 'check-build', good, '--trust-recipe', '--data', data, '--json'], dir)
     assert.equal(r.code, 0, r.stdout + r.stderr)
     const result = JSON.parse(r.stdout)
     assert.equal(result.match, true)
@@ -51,7 +54,7 @@ describe('cmesh attest check-build (TdxPlusReproducibleBuild)', () => {
 
     // The card declares the measurements of different firmware than the source builds.
     const bad = await cardFor('TD firmware v2!', source)
-    const m = await runCli(['attest', 'check-build', bad], dir)
+    const m = await runCli(['attest', 'check-build', bad, '--trust-recipe'], dir)
     assert.equal(m.code, 1)
     assert.match(m.stdout, /MISMATCH/)
   })
@@ -59,7 +62,7 @@ describe('cmesh attest check-build (TdxPlusReproducibleBuild)', () => {
   it('refuses a card without a recipe with a clear error', async () => {
     const path = join(dir, 'plain.cbor')
     await writeFile(path, makeCard(testIdentity(2)).bytes)
-    const r = await runCli(['attest', 'check-build', path], dir)
+    const r = await runCli(['attest', 'check-build', path, '--trust-recipe'], dir)
     assert.equal(r.code, 1)
     assert.match(r.stderr, /INPUT_INVALID: the card of did:key:\S+ names no build recipe/)
   })
