@@ -133,6 +133,15 @@ describe('provider collection: behaviour', () => {
     assert.equal(c.cards(NOW).length, 1)
   })
 
+  it('is bounded: a new provider beyond the cap is refused, known ones still update', () => {
+    const c = new ProviderCollection(2)
+    assert.equal(c.apply(cardAt(testIdentity(1), T0), NOW), 'added')
+    assert.equal(c.apply(cardAt(testIdentity(2), T0), NOW), 'added')
+    assert.equal(c.apply(cardAt(testIdentity(3), T0), NOW), 'full')
+    assert.equal(c.apply(cardAt(testIdentity(1), T0 + 1), NOW), 'replaced')
+    assert.equal(c.size, 2)
+  })
+
   it('prune forgets long-ended slots only', () => {
     const c = build([cardAt(alice, T0), cardAt(testIdentity(2), T0 + 5000)], T0)
     assert.equal(c.prune(T0 + 3600 + 600, 600), 0, 'ended exactly at the horizon: kept')

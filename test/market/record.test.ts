@@ -111,6 +111,7 @@ describe('signed records', () => {
     for (const bad of [
       { ...map, rateTableDigest: new Uint8Array(32) },
       { ...map, expiresAtUnixSecs: T0 },
+      { ...map, expiresAtUnixSecs: T0 + 7 * 86400 + 1 },
       { ...map, successor: alice.did },
       { ...map, schemesSupported: ['vm.ssh', 'vm.ssh'] }
     ]) {

@@ -82,7 +82,7 @@ describe('cards topic validation against a hostile peer', () => {
     const t = now()
     const current = makeCard(attackerId, { committedAtUnixSecs: t, expiresAtUnixSecs: t + 3600 })
     const older = makeCard(attackerId, { committedAtUnixSecs: t - 60, expiresAtUnixSecs: t + 3600 })
-    const ancient = makeCard(attackerId, { committedAtUnixSecs: t - 8 * 86400, expiresAtUnixSecs: t + 3600 })
+    const ancient = makeCard(attackerId, { committedAtUnixSecs: t - 8 * 86400, expiresAtUnixSecs: t - 8 * 86400 + 3600 })
     await publish(current.bytes)
     await waitFor('current card admitted', () => victim.collection.get(attackerId.did, now())?.cid.equals(current.cid) === true)
     await publish(older.bytes)
