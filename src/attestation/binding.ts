@@ -5,8 +5,7 @@
  * The verifier's id defeats relay (cuckoo), the prover-first order defeats reflection, the fresh
  * verifier nonce defeats replay, ctx (network, both hellos: levels and manifests) defeats downgrade.
  */
-import { sha512 } from '@noble/hashes/sha2.js'
-import { sha256 } from '@noble/hashes/sha2.js'
+import { sha256, sha512 } from '@noble/hashes/sha2.js'
 import { concatBytes, lengthPrefixed, utf8 } from '../market/bytes.js'
 
 const REPORT_DATA_DOMAIN = utf8('cmesh/attest/v1\0')

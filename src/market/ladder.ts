@@ -26,10 +26,6 @@ export function meets (level: AttestationLevel, floor: AttestationLevel): boolea
   return levelRank(level) >= levelRank(floor)
 }
 
-export function compareLevels (a: AttestationLevel, b: AttestationLevel): number {
-  return levelRank(a) - levelRank(b)
-}
-
 /** The lower of two levels: what a claim is worth when evidence proves less. */
 export function minLevel (a: AttestationLevel, b: AttestationLevel): AttestationLevel {
   return levelRank(a) <= levelRank(b) ? a : b
