@@ -35,7 +35,7 @@ export const SYNC_CLOCK_SKEW_SECS = 30
 /** lpStream's unread-bytes buffer: room for several full messages while the reader catches up. */
 export const SYNC_READ_BUFFER_BYTES = 16 * 1024 * 1024
 
-export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT'
+export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT' | 'SYNC_STREAM_FAILED'
 export class SyncError extends CmeshError<SyncErrorCode> {}
 
 const summaryMsg = z.strictObject({ summary: bytes(SUMMARY_BUCKETS * 32), count: uint.max(DEFAULT_MAX_PROVIDERS) })
@@ -161,8 +161,9 @@ export class SyncProtocol {
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err as Error)
-      if (signal.aborted && !(err instanceof SyncError)) throw new SyncError('SYNC_TIMEOUT', `sync with ${peer.toString()} timed out or was aborted`, {}, { cause: err })
-      throw err
+      if (err instanceof SyncError) throw err
+      if (signal.aborted) throw new SyncError('SYNC_TIMEOUT', `sync with ${peer.toString()} timed out or was aborted`, {}, { cause: err })
+      throw new SyncError('SYNC_STREAM_FAILED', `sync stream with ${peer.toString()} failed: ${(err as Error).message}`, {}, { cause: err })
     }
     result.ms = performance.now() - started
     return result
