@@ -300,7 +300,9 @@ export class CmeshNode {
     const digest = measurementManifestDigest(parseTdxQuote(await this.quoteProvider.quote(new Uint8Array(64))).body)
     const quote = await this.quoteProvider.quote(cardEvidenceReportData(this.identity.did, digest))
     const collateral = new TextEncoder().encode(JSON.stringify(await this.quoteProvider.collateral()))
-    this.ownEvidence = { digest, quote: this.evidence.put(quote), collateral: this.evidence.put(collateral) }
+    this.ownEvidence = { digest, quote: this.evidence.put(quote, { pin: true }), collateral: this.evidence.put(collateral, { pin: true }) }
+    this.announce(this.ownEvidence.quote)
+    this.announce(this.ownEvidence.collateral)
     return this.ownEvidence
   }
 
@@ -346,7 +348,7 @@ export class CmeshNode {
       if (v.providerId !== this.identity.did && this.node.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
         await this.node.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
       }
-      const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.evidence!.fetch(peer, cid)
+      const fetch = async (cid: CID) => v.providerId === this.identity.did ? await this.evidence!.fetchLocal(cid) : await this.fetchEvidence(peer, cid)
       evidence = { quote: await fetch(v.evidence.quote), collateral: await fetch(v.evidence.collateral) }
     } catch (err) {
       this.log.debug(`evidence of ${v.providerId} unavailable: ${(err as Error).message}`)
@@ -364,8 +366,42 @@ export class CmeshNode {
       }
     })
     this.verified.set(v.providerId, result)
-    if (evidence !== undefined) this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs(), result })
+    if (evidence !== undefined) {
+      this.verifiedEvidence.set(v.providerId, { key: evidenceKey, at: this.nowSecs(), result })
+      if (result.level !== 'Software' && v.providerId !== this.identity.did) {
+        // Evidence that checked out is worth keeping available: serve it, and say so on the DHT.
+        this.announce(this.evidence!.put(evidence.quote))
+        this.announce(this.evidence!.put(evidence.collateral))
+      }
+    }
     if (result.level !== result.claimed) this.log.info(`provider ${v.providerId} claims ${result.claimed}, evidence proves ${result.level}${result.code !== undefined ? ` (${result.code})` : ''}`)
+  }
+
+  /** Tells the DHT this node holds `cid` (content routing), in the background; failures only log. */
+  private announce (cid: CID): void {
+    const routing = this.node?.contentRouting
+    if (this.config.dht !== true || routing === undefined || this.stopping) return
+    routing.provide(cid, { signal: AbortSignal.timeout(30_000) })
+      .catch((err) => this.log.debug(`DHT provide ${cid.toString()} failed: ${(err as Error).message}`))
+  }
+
+  /** A blob from the provider, or, when it cannot be reached, from any node the DHT says holds it. */
+  private async fetchEvidence (provider: PeerId, cid: CID): Promise<Uint8Array> {
+    try {
+      return await this.evidence!.fetch(provider, cid)
+    } catch (first) {
+      if (this.config.dht !== true || this.node === undefined) throw first
+      for await (const holder of this.node.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(10_000) })) {
+        if (holder.id.equals(this.node.peerId) || holder.id.equals(provider)) continue
+        try {
+          if (holder.multiaddrs.length > 0) await this.node.peerStore.merge(holder.id, { multiaddrs: holder.multiaddrs })
+          return await this.evidence!.fetch(holder.id, cid)
+        } catch (err) {
+          this.log.debug(`evidence ${cid.toString()} from ${holder.id.toString()} failed: ${(err as Error).message}`)
+        }
+      }
+      throw first
+    }
   }
 
   /** Re-checks every shown card (after a bond forms or a build check is recorded). */

@@ -1,6 +1,7 @@
 /**
  * `/cmesh/<network>/evidence/1.0.0`: fetch an evidence blob (a quote, a collateral file) by its
- * CID from a node that holds it — the provider itself, or anyone who announced it on the DHT.
+ * CID from a node that holds it — the provider itself, or anyone who announced it on the DHT
+ * (nodes keep serving the evidence they verified, so it outlives the provider being reachable).
  *   request  { cid: CID }            response { blob: bytes } | { missing: true }
  * The fetcher checks that the blob hashes to the CID it asked for; caps and a timeout bound it.
  */
@@ -13,6 +14,8 @@ import { MAX_COLLATERAL_BYTES } from '../attestation/collateral.js'
 import { protocolId } from './names.js'
 
 export const EVIDENCE_MAX_BLOB_BYTES = MAX_COLLATERAL_BYTES
+/** Other providers' blobs a node keeps serving (≈ 20 KiB each for a quote and its collateral). */
+export const EVIDENCE_MAX_HELD = 2000
 export type EvidenceErrorCode = 'EVIDENCE_MISSING' | 'EVIDENCE_MISMATCH' | 'EVIDENCE_PROTOCOL'
 export class EvidenceError extends CmeshError<EvidenceErrorCode> {}
 
@@ -30,17 +33,25 @@ interface Registrar {
 
 export class EvidenceProtocol {
   readonly protocol: string
-  /** Blobs this node serves, by CID string. */
+  /** Blobs this node serves, by CID string; its own are pinned, others' are kept most-recent-first up to a bound. */
   private readonly blobs = new Map<string, Uint8Array>()
+  private readonly pinned = new Set<string>()
 
   constructor (private readonly registrar: Registrar, network: string, private readonly timeoutMs = 10_000) {
     this.protocol = protocolId(network, 'evidence')
   }
 
-  /** Holds a blob to serve; returns its CID. */
-  put (blob: Uint8Array): CID {
+  /** Holds a blob to serve; returns its CID. Pinned blobs (this node's own) are never evicted. */
+  put (blob: Uint8Array, { pin = false } = {}): CID {
     const cid = rawCidForBytes(blob)
-    this.blobs.set(cid.toString(), blob)
+    const key = cid.toString()
+    this.blobs.delete(key)
+    this.blobs.set(key, blob)
+    if (pin) this.pinned.add(key)
+    for (const old of this.blobs.keys()) {
+      if (this.blobs.size - this.pinned.size <= EVIDENCE_MAX_HELD) break
+      if (!this.pinned.has(old)) this.blobs.delete(old)
+    }
     return cid
   }
 
