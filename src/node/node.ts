@@ -42,6 +42,8 @@ import type { CID } from '../market/cbor.js'
 
 export const KEY_FILE = 'node.key'
 const PRUNE_RETENTION_SECS = 24 * 3600
+/** Collateral (CRLs, TCB Info) has a validity window: the card's evidence is renewed daily at its next refresh. */
+const OWN_EVIDENCE_RENEW_SECS = 24 * 3600
 /** Evidence is fetched again at most this often per provider (collateral and CRLs change daily at most). */
 const EVIDENCE_RECHECK_SECS = 3600
 
@@ -82,8 +84,8 @@ export class CmeshNode {
   private evidence: EvidenceProtocol | undefined
   private quoteProvider: QuoteProvider | undefined
   private anchor: TrustAnchor | undefined
-  /** Own-card evidence, made once per run: the quote binds the DID and digest, which do not change. */
-  private ownEvidence: { digest: Uint8Array, quote: CID, collateral: CID } | undefined
+  /** Own-card evidence: the quote binds the DID and digest, which do not change; collateral ages, so it is renewed daily. */
+  private ownEvidence: { digest: Uint8Array, quote: CID, collateral: CID, at: number } | undefined
   private verifyQueue: Promise<void> = Promise.resolve()
   private readonly pendingVerify = new Map<string, { card: SignedProviderCard, force: boolean }>()
   private stopping = false
@@ -295,12 +297,12 @@ export class CmeshNode {
   /** Quote + collateral bound to this node's DID and measurement digest, served by the evidence protocol. */
   private async ownCardEvidence (): Promise<{ digest: Uint8Array, quote: CID, collateral: CID } | undefined> {
     if (this.quoteProvider === undefined || this.evidence === undefined) return undefined
-    if (this.ownEvidence !== undefined) return this.ownEvidence
+    if (this.ownEvidence !== undefined && this.nowSecs() - this.ownEvidence.at < OWN_EVIDENCE_RENEW_SECS) return this.ownEvidence
     // The measurements are the TD's own; a first quote reads them, the second binds the card to them.
     const digest = measurementManifestDigest(parseTdxQuote(await this.quoteProvider.quote(new Uint8Array(64))).body)
     const quote = await this.quoteProvider.quote(cardEvidenceReportData(this.identity.did, digest))
     const collateral = new TextEncoder().encode(JSON.stringify(await this.quoteProvider.collateral()))
-    this.ownEvidence = { digest, quote: this.evidence.put(quote, { pin: true }), collateral: this.evidence.put(collateral, { pin: true }) }
+    this.ownEvidence = { digest, quote: this.evidence.put(quote, { pin: true }), collateral: this.evidence.put(collateral, { pin: true }), at: this.nowSecs() }
     this.announce(this.ownEvidence.quote)
     this.announce(this.ownEvidence.collateral)
     return this.ownEvidence
