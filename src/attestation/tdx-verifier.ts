@@ -8,7 +8,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto'
 import dcap from '@phala/dcap-qvl'
-import { toHex } from '../market/bytes.js'
+import { bytesEqual, toHex } from '../market/bytes.js'
 import { AttestationError, type AttestationErrorCode } from './errors.js'
 import { parseTdxQuote, type TdxQuote, type TdReportBody } from './quote.js'
 import { assertNotRevoked, verifyChain, verifyCrl } from './pki.js'
@@ -102,8 +102,6 @@ const QVL_ERRORS: Array<[RegExp, AttestationErrorCode]> = [
 function qvlCode (message: string): AttestationErrorCode {
   return QVL_ERRORS.find(([re]) => re.test(message))?.[1] ?? 'VERIFIER_FAILED'
 }
-
-const bytesEqual = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
 
 /** Intel's TDX module check: identity TDX_<TEE_TCB_SVN[1]> (or tdxModule for 0), MRSIGNERSEAM, SEAMATTRIBUTES, ISVSVN level. */
 function tdxModuleStatus (body: TdReportBody, tcbInfo: any): TcbStatus {

@@ -6,6 +6,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import dcap from '@phala/dcap-qvl'
 import { AttestationError } from './errors.js'
+import { splitPemChain } from './pki.js'
 
 export const INTEL_SGX_ROOT_CA_SHA256 = '44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3'
 
@@ -32,9 +33,9 @@ export function trustAnchorFromDer (der: Uint8Array, { production = false } = {}
 }
 
 export function trustAnchorFromPem (pem: string, options: { production?: boolean } = {}): TrustAnchor {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(pem)
-  if (m === null) throw new AttestationError('COLLATERAL_MALFORMED', 'no PEM certificate in the trust root')
-  return trustAnchorFromDer(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'), options)
+  const der = splitPemChain(pem)[0]
+  if (der === undefined) throw new AttestationError('COLLATERAL_MALFORMED', 'no PEM certificate in the trust root')
+  return trustAnchorFromDer(der, options)
 }
 
 export function intelTrustAnchor (): TrustAnchor {

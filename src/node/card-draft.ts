@@ -9,11 +9,12 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { ATTESTATION_LEVELS } from '../market/ladder.js'
 import { BACKEND_KINDS, rateTableDigest, type ProviderCard } from '../market/provider-card.js'
 import { fromHex, utf8 } from '../market/bytes.js'
+import { weiString } from '../market/schema.js'
 import { isDid, type Did, type Identity } from '../market/identity.js'
 import { NodeError } from './errors.js'
 
-const weiText = z.union([z.string().regex(/^(0|[1-9][0-9]{0,77})$/), z.number().int().nonnegative()])
-  .transform((v) => BigInt(v))
+// The record's own wei format, or a plain JSON integer for small amounts.
+const weiText = z.union([weiString, z.number().int().nonnegative()]).transform((v) => BigInt(v))
 const hex32 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 32 bytes of hex').transform((s) => fromHex(s))
 const cidText = z.string().transform((s, ctx) => {
   try {

@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { NodeError } from './errors.js'
 import type { CardDraft } from './card-draft.js'
+import { NETWORK_PATTERN } from '../protocols/names.js'
+import { ATTESTATION_LEVELS } from '../market/ladder.js'
 
 export const ROLES = ['provider', 'requester', 'auditor'] as const
 export type Role = typeof ROLES[number]
@@ -22,7 +24,7 @@ export const DEFAULT_CARD_DRAFT: CardDraft = {
 }
 
 const configSchema = z.strictObject({
-  network: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).default('devnet'),
+  network: z.string().regex(NETWORK_PATTERN).default('devnet'),
   dataDir: z.string().min(1).default('.cmesh'),
   listen: z.array(z.string()).min(1).default(['/ip4/127.0.0.1/tcp/0']),
   announce: z.array(z.string()).default([]),
@@ -45,7 +47,7 @@ const configSchema = z.strictObject({
     /** Where this node's quotes come from: TDX hardware, the TEST-ONLY simulator, or nowhere (Software only). */
     provider: z.enum(['simulated', 'configfs-tsm', 'none']).default('simulated'),
     /** What this node requires of every peer it bonds with. */
-    require: z.enum(['Software', 'TdxLocal', 'TdxRemote', 'TdxRaTlsBidirectional', 'TdxPlusReproducibleBuild']).default('Software'),
+    require: z.enum(ATTESTATION_LEVELS).default('Software'),
     /** Refuse to start with any trust root but Intel's, or with the simulator. */
     production: z.boolean().default(false),
     /** PEM of the root peers' quotes must chain to (default: Intel's; the devnet test root with the simulator). */

@@ -12,12 +12,10 @@
  * requires of the other is its own policy; a peer offering less is refused (no downgrade). The
  * bond stands only when both verdicts are ok and both transcript hashes agree.
  */
-import { lpStream } from '@libp2p/utils'
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { encodeCanonical, decodeCanonical } from '../market/cbor.js'
 import { bytesEqual, concatBytes, lengthPrefixed } from '../market/bytes.js'
 import { ATTESTATION_LEVELS, meets, type AttestationLevel } from '../market/ladder.js'
 import { verify as verifyEd25519 } from '../market/ed25519.js'
@@ -34,6 +32,7 @@ import type { TrustAnchor } from '../attestation/trust-anchor.js'
 import { tcbPolicy, type VerificationPolicy } from '../attestation/policy.js'
 import { RateLimiter, type RateLimit } from './rate-limit.js'
 import { protocolId } from './names.js'
+import { framed, readMessage, writeMessage, MessageError, type Registrar } from './messages.js'
 
 export type AttestErrorCode =
   | 'ATTEST_LEVEL_TOO_LOW'
@@ -110,15 +109,6 @@ export interface AttestInit {
   log?: (line: string) => void
   /** Called for every bond formed, initiator or responder side. */
   onBond?: (bond: Bond) => void
-}
-
-interface Registrar {
-  peerId: PeerId
-  handle: (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, options?: { maxInboundStreams?: number, maxOutboundStreams?: number }) => Promise<void>
-  unhandle: (protocol: string) => Promise<void>
-  dialProtocol: (peer: PeerId, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
-  addEventListener: (type: 'connection:close', listener: (evt: CustomEvent<Connection>) => void) => void
-  removeEventListener: (type: 'connection:close', listener: (evt: CustomEvent<Connection>) => void) => void
 }
 
 type Verdict = { ok: true, level: AttestationLevel, tcb?: TdxVerification } | { ok: false, code: AttestErrorCode, reason: string }
@@ -219,36 +209,22 @@ export class AttestProtocol {
 
   private async run (stream: Stream, connection: Connection, initiator: boolean): Promise<Bond> {
     const deadline = AbortSignal.timeout(this.timeoutMs)
-    const lp = lpStream(stream, { maxDataLength: ATTEST_MAX_MESSAGE_BYTES })
+    const lp = framed(stream, ATTEST_MAX_MESSAGE_BYTES)
     const transcript = new Transcript()
     const me = this.registrar.peerId.toMultihash().bytes
     const peer = connection.remotePeer
     const them = peer.toMultihash().bytes
 
-    const send = async (value: unknown): Promise<Uint8Array> => {
-      const bytes = encodeCanonical(value)
-      await lp.write(bytes, { signal: deadline })
-      return bytes
-    }
+    const send = async (value: unknown): Promise<Uint8Array> => await writeMessage(lp, value, deadline)
     const receive = async <S extends z.ZodType>(schema: S): Promise<{ value: z.output<S>, bytes: Uint8Array }> => {
-      let bytes: Uint8Array
       try {
-        bytes = (await lp.read({ signal: deadline })).subarray()
+        return await readMessage(lp, schema, deadline)
       } catch (err) {
-        const name = (err as Error).name
-        if (deadline.aborted) throw new AttestError('ATTEST_TIMEOUT', `peer did not answer within ${this.timeoutMs} ms`)
-        if (name === 'InvalidDataLengthError') throw new AttestError('ATTEST_OVERSIZE', `attest message larger than ${ATTEST_MAX_MESSAGE_BYTES} bytes`)
-        throw new AttestError('ATTEST_PROTOCOL', `attest stream failed: ${(err as Error).message}`)
+        if (!(err instanceof MessageError)) throw err
+        if (err.kind === 'timeout') throw new AttestError('ATTEST_TIMEOUT', `peer did not answer within ${this.timeoutMs} ms`)
+        if (err.kind === 'oversize') throw new AttestError('ATTEST_OVERSIZE', `attest message larger than ${ATTEST_MAX_MESSAGE_BYTES} bytes`)
+        throw new AttestError('ATTEST_PROTOCOL', `attest: ${err.message}`)
       }
-      let decoded: unknown
-      try {
-        decoded = decodeCanonical(bytes)
-      } catch {
-        throw new AttestError('ATTEST_PROTOCOL', 'attest message is not canonical DAG-CBOR')
-      }
-      const parsed = schema.safeParse(decoded)
-      if (!parsed.success) throw new AttestError('ATTEST_PROTOCOL', `unexpected attest message: ${parsed.error.issues[0]?.message ?? ''}`)
-      return { value: parsed.data, bytes }
     }
     // Both sides always see the other's hello before evidence, whatever the role.
     const exchange = async <S extends z.ZodType>(value: unknown, schema: S): Promise<{ mine: Uint8Array, theirs: { value: z.output<S>, bytes: Uint8Array } }> => {

@@ -5,13 +5,13 @@
  *   request  { cid: CID }            response { blob: bytes } | { missing: true }
  * The fetcher checks that the blob hashes to the CID it asked for; caps and a timeout bound it.
  */
-import { lpStream } from '@libp2p/utils'
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
 import { z } from 'zod'
-import { CID, decodeCanonical, encodeCanonical, rawCidForBytes } from '../market/cbor.js'
+import { CID, rawCidForBytes } from '../market/cbor.js'
 import { CmeshError } from '../market/errors.js'
 import { MAX_COLLATERAL_BYTES } from '../attestation/collateral.js'
 import { protocolId } from './names.js'
+import { framed, readMessage, writeMessage, type Registrar } from './messages.js'
 
 export const EVIDENCE_MAX_BLOB_BYTES = MAX_COLLATERAL_BYTES
 /** Other providers' blobs a node keeps serving (≈ 20 KiB each for a quote and its collateral). */
@@ -25,19 +25,13 @@ const responseMsg = z.union([
   z.strictObject({ missing: z.literal(true) })
 ])
 
-interface Registrar {
-  handle: (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, options?: { maxInboundStreams?: number }) => Promise<void>
-  unhandle: (protocol: string) => Promise<void>
-  dialProtocol: (peer: PeerId, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
-}
-
 export class EvidenceProtocol {
   readonly protocol: string
   /** Blobs this node serves, by CID string; its own are pinned, others' are kept most-recent-first up to a bound. */
   private readonly blobs = new Map<string, Uint8Array>()
   private readonly pinned = new Set<string>()
 
-  constructor (private readonly registrar: Registrar, network: string, private readonly timeoutMs = 10_000) {
+  constructor (private readonly registrar: Pick<Registrar, 'handle' | 'unhandle' | 'dialProtocol'>, network: string, private readonly timeoutMs = 10_000) {
     this.protocol = protocolId(network, 'evidence')
   }
 
@@ -73,15 +67,14 @@ export class EvidenceProtocol {
   async fetch (peer: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     const signal = options.signal !== undefined ? AbortSignal.any([options.signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs)
     const stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
-    const lp = lpStream(stream, { maxDataLength: EVIDENCE_MAX_BLOB_BYTES + 1024 })
+    const lp = framed(stream, EVIDENCE_MAX_BLOB_BYTES + 1024)
     try {
-      await lp.write(encodeCanonical({ cid }), { signal })
-      const parsed = responseMsg.safeParse(decodeCanonical((await lp.read({ signal })).subarray()))
+      await writeMessage(lp, { cid }, signal)
+      const { value } = await readMessage(lp, responseMsg, signal)
       await stream.close({ signal }).catch(() => {})
-      if (!parsed.success) throw new EvidenceError('EVIDENCE_PROTOCOL', 'unexpected evidence response')
-      if ('missing' in parsed.data) throw new EvidenceError('EVIDENCE_MISSING', `${peer.toString()} does not hold ${cid.toString()}`)
-      if (!rawCidForBytes(parsed.data.blob).equals(cid)) throw new EvidenceError('EVIDENCE_MISMATCH', 'the blob does not hash to the CID asked for')
-      return parsed.data.blob
+      if ('missing' in value) throw new EvidenceError('EVIDENCE_MISSING', `${peer.toString()} does not hold ${cid.toString()}`)
+      if (!rawCidForBytes(value.blob).equals(cid)) throw new EvidenceError('EVIDENCE_MISMATCH', 'the blob does not hash to the CID asked for')
+      return value.blob
     } catch (err) {
       stream.abort(err as Error)
       if (err instanceof EvidenceError) throw err
@@ -91,12 +84,11 @@ export class EvidenceProtocol {
 
   private async serve (stream: Stream): Promise<void> {
     const signal = AbortSignal.timeout(this.timeoutMs)
-    const lp = lpStream(stream, { maxDataLength: 1024 })
+    const lp = framed(stream, 1024)
     try {
-      const parsed = requestMsg.safeParse(decodeCanonical((await lp.read({ signal })).subarray()))
-      if (!parsed.success) throw new Error('bad evidence request')
-      const blob = this.blobs.get(parsed.data.cid.toString())
-      await lp.write(encodeCanonical(blob === undefined ? { missing: true } : { blob }), { signal })
+      const { value } = await readMessage(lp, requestMsg, signal)
+      const blob = this.blobs.get(value.cid.toString())
+      await writeMessage(lp, blob === undefined ? { missing: true } : { blob }, signal)
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err as Error)

@@ -2,7 +2,7 @@
  * Every topic and protocol id is built here, from the network name, so two networks (e.g.
  * `mainnet`, a test net per test run) never hear each other and versions change in one place.
  */
-const NETWORK_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
+export const NETWORK_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/
 
 export function assertNetworkName (network: string): void {
   if (!NETWORK_PATTERN.test(network)) throw new TypeError(`network name must match ${NETWORK_PATTERN}: ${network}`)

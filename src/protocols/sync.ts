@@ -13,10 +13,8 @@
  * or a healed partition converges without any gossip being resent. Every message is DAG-CBOR,
  * length-prefixed, capped, schema-checked; every record is fully verified before it is applied.
  */
-import { lpStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { z } from 'zod'
-import { encodeCanonical, decodeCanonical } from '../market/cbor.js'
 import { decodeRecord, checkClockWindow } from '../market/record.js'
 import {
   COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, DEFAULT_MAX_PROVIDERS, bucketOf, differingBuckets,
@@ -25,6 +23,7 @@ import {
 import { CmeshError, RecordError } from '../market/errors.js'
 import { did, bytes, uint } from '../market/schema.js'
 import { protocolId } from './names.js'
+import { framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
 
 export const SYNC_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 // 128 records × 16 KiB max card = 2 MiB: a full answer always fits one message.
@@ -71,29 +70,14 @@ export interface SyncInit {
   log?: (line: string) => void
 }
 
-interface Registrar {
-  handle: (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, options?: { maxInboundStreams?: number, maxOutboundStreams?: number }) => Promise<void>
-  unhandle: (protocol: string) => Promise<void>
-  dialProtocol: (peer: PeerId, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
-}
-
-type Lp = ReturnType<typeof lpStream<Stream>>
-
-async function readMsg<S extends z.ZodType> (lp: Lp, schema: S, signal: AbortSignal): Promise<z.output<S>> {
-  const frame = await lp.read({ signal })
-  let value: unknown
+/** Sync speaks in protocol violations: any malformed message ends the session as one. */
+async function readMsg<S extends z.ZodType> (lp: FramedStream, schema: S, signal: AbortSignal): Promise<z.output<S>> {
   try {
-    value = decodeCanonical(frame.subarray())
+    return (await readMessage(lp, schema, signal)).value
   } catch (err) {
-    throw new SyncError('SYNC_PROTOCOL_VIOLATION', `sync message is not canonical DAG-CBOR: ${(err as Error).message}`)
+    if (err instanceof MessageError && err.kind === 'malformed') throw new SyncError('SYNC_PROTOCOL_VIOLATION', `sync: ${err.message}`)
+    throw err
   }
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) throw new SyncError('SYNC_PROTOCOL_VIOLATION', `unexpected sync message: ${parsed.error.issues[0]?.message ?? ''}`)
-  return parsed.data
-}
-
-async function writeMsg (lp: Lp, value: unknown, signal: AbortSignal): Promise<void> {
-  await lp.write(encodeCanonical(value), { signal })
 }
 
 function toWireEntry (e: SummaryEntry): Record<string, unknown> {
@@ -104,7 +88,7 @@ export class SyncProtocol {
   readonly protocol: string
   private readonly sessionTimeoutMs: number
 
-  constructor (private readonly registrar: Registrar, private readonly init: SyncInit) {
+  constructor (private readonly registrar: Pick<Registrar, 'handle' | 'unhandle' | 'dialProtocol'>, private readonly init: SyncInit) {
     this.protocol = protocolId(init.network, 'sync')
     this.sessionTimeoutMs = init.sessionTimeoutMs ?? 60_000
   }
@@ -125,16 +109,16 @@ export class SyncProtocol {
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.sessionTimeoutMs)])
       : AbortSignal.timeout(this.sessionTimeoutMs)
     const stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
-    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES, maxBufferSize: SYNC_READ_BUFFER_BYTES })
+    const lp = framed(stream, SYNC_MAX_MESSAGE_BYTES, SYNC_READ_BUFFER_BYTES)
     const result: SyncResult = { peer: peer.toString(), differingBuckets: 0, remoteEntries: 0, fetched: 0, admitted: 0, invalid: 0, ms: 0 }
     try {
       const local = this.init.collection.summary()
-      await writeMsg(lp, { summary: local.buckets, count: local.count }, signal)
+      await writeMessage(lp, { summary: local.buckets, count: local.count }, signal)
       const remote = await readMsg(lp, summaryMsg, signal)
       const buckets = differingBuckets(local, { count: remote.count, buckets: remote.summary })
       result.differingBuckets = buckets.length
       if (buckets.length > 0) {
-        await writeMsg(lp, { buckets }, signal)
+        await writeMessage(lp, { buckets }, signal)
         // Entries must be for the buckets asked, once each, and no more than the peer said it holds.
         const asked = new Set(buckets)
         const entries = new Map<string, SummaryEntry>()
@@ -151,13 +135,13 @@ export class SyncProtocol {
         const { want } = this.init.collection.reconcile([...entries.values()], buckets)
         for (let i = 0; i < want.length; i += SYNC_MAX_WANT) {
           const batch = want.slice(i, i + SYNC_MAX_WANT)
-          await writeMsg(lp, { want: batch }, signal)
+          await writeMessage(lp, { want: batch }, signal)
           const { records } = await readMsg(lp, recordsMsg, signal)
           result.fetched += records.length
           this.applyBatch(records, new Set(batch), result)
         }
       }
-      await writeMsg(lp, { done: true }, signal)
+      await writeMessage(lp, { done: true }, signal)
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err as Error)
@@ -193,11 +177,11 @@ export class SyncProtocol {
 
   private async respond (stream: Stream, connection: Connection): Promise<void> {
     const signal = AbortSignal.timeout(this.sessionTimeoutMs)
-    const lp = lpStream(stream, { maxDataLength: SYNC_MAX_MESSAGE_BYTES, maxBufferSize: SYNC_READ_BUFFER_BYTES })
+    const lp = framed(stream, SYNC_MAX_MESSAGE_BYTES, SYNC_READ_BUFFER_BYTES)
     try {
       await readMsg(lp, summaryMsg, signal)
       const local = this.init.collection.summary()
-      await writeMsg(lp, { summary: local.buckets, count: local.count }, signal)
+      await writeMessage(lp, { summary: local.buckets, count: local.count }, signal)
       for (;;) {
         const req = await readMsg(lp, requestMsg, signal)
         if ('done' in req) break
@@ -205,7 +189,7 @@ export class SyncProtocol {
           const entries = this.init.collection.entries(req.buckets)
           for (let i = 0; i === 0 || i < entries.length; i += SYNC_ENTRIES_PER_MESSAGE) {
             const chunk = entries.slice(i, i + SYNC_ENTRIES_PER_MESSAGE)
-            await writeMsg(lp, { entries: chunk.map(toWireEntry), more: i + SYNC_ENTRIES_PER_MESSAGE < entries.length }, signal)
+            await writeMessage(lp, { entries: chunk.map(toWireEntry), more: i + SYNC_ENTRIES_PER_MESSAGE < entries.length }, signal)
           }
         } else {
           const records: Uint8Array[] = []
@@ -213,7 +197,7 @@ export class SyncProtocol {
             const record = this.init.collection.record(providerId)
             if (record !== undefined) records.push(record.bytes)
           }
-          await writeMsg(lp, { records }, signal)
+          await writeMessage(lp, { records }, signal)
         }
       }
       await stream.close({ signal })
