@@ -11,11 +11,11 @@ import { CmeshNode } from '../../src/node/node.js'
 import { resolveConfig } from '../../src/node/config.js'
 import { NodeError } from '../../src/node/errors.js'
 import { quietLog, testNetwork } from '../helpers/mesh.js'
-import { fixture } from '../helpers/tdx.js'
 
 describe('quote providers', () => {
   it('configfs-tsm says plainly when this is not a TDX guest', async () => {
-    const p = new ConfigfsTsmQuoteProvider({ collateral: fixture('v4-uptodate').collateral, reportDir: '/nonexistent/tsm/report' })
+    const collateral = await (await SimulatedQuoteProvider.create()).collateral()
+    const p = new ConfigfsTsmQuoteProvider({ collateral, reportDir: '/nonexistent/tsm/report' })
     await assert.rejects(p.quote(new Uint8Array(64)), (e: unknown) => e instanceof AttestationError && e.code === 'QUOTE_PROVIDER' && /not available/.test(e.message))
     await assert.rejects(p.quote(new Uint8Array(10)), (e: unknown) => e instanceof AttestationError && e.code === 'QUOTE_PROVIDER')
   })

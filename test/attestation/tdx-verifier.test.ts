@@ -9,11 +9,11 @@ import { createTestPki, createCollateral, createQuote, testRootDer, type TestPki
 import { AttestationError } from '../../src/attestation/errors.js'
 import { tcbPolicy } from '../../src/attestation/policy.js'
 import type { Collateral } from '../../src/attestation/collateral.js'
-import { fixture, flip, FIXTURES } from '../helpers/tdx.js'
+import { fixture, flip, FIXTURES, needsFixtures } from '../helpers/tdx.js'
 
 const intel = intelTrustAnchor()
 
-describe('TDX verification: real Intel quotes', () => {
+describe('TDX verification: real Intel quotes', needsFixtures, () => {
   it('accepts the v4 fixture at its time: UpToDate, expected MRTD and REPORTDATA, not simulated', async () => {
     const { quote, collateral, at } = fixture('v4-uptodate')
     const r = await verifyTdxQuote(quote, collateral, { anchor: intel, atUnixSecs: at })

@@ -1,8 +1,17 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { parseCollateral, type Collateral } from '../../src/attestation/collateral.js'
 
 /** ../shared/fixtures/tdx beside the project (README there gives the verify-at times). */
 export const FIXTURES = new URL('../../../shared/fixtures/tdx/', import.meta.url)
+
+/**
+ * Test options for suites that read the real Intel quotes: a clone without `../shared` beside it
+ * says so and skips them; CI always has it, so there (CI=true) they run and fail loudly instead.
+ */
+export const needsFixtures = existsSync(fileURLToPath(FIXTURES)) || process.env.CI === 'true'
+  ? {}
+  : { skip: `skipped: the TDX fixtures are not at ${fileURLToPath(FIXTURES)} (clone beside shared/)` }
 
 export function fixture (dir: 'v4-uptodate' | 'v5-out-of-tcb'): { quote: Uint8Array, collateral: Collateral, at: number } {
   return {

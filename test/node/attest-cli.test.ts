@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCli } from '../helpers/cli.js'
-import { FIXTURES } from '../helpers/tdx.js'
+import { FIXTURES, needsFixtures } from '../helpers/tdx.js'
 
 const fx = (p: string) => fileURLToPath(new URL(p, FIXTURES))
 
@@ -14,7 +14,7 @@ describe('cmesh attest verify / simulate', () => {
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'cmesh-attest-')) })
   after(async () => { await rm(dir, { recursive: true, force: true }) })
 
-  it('accepts the real v4 quote at its time (exit 0) and prints status and measurements', async () => {
+  it('accepts the real v4 quote at its time (exit 0) and prints status and measurements', needsFixtures, async () => {
     const r = await runCli(['attest', 'verify', fx('v4-uptodate/quote.bin'), '--collateral', fx('v4-uptodate/collateral.json'), '--at', '1751624655'], dir)
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /verdict:\s+ACCEPTED\n/)
@@ -23,7 +23,7 @@ describe('cmesh attest verify / simulate', () => {
     assert.doesNotMatch(r.stdout, /SIMULATED/)
   })
 
-  it('refuses the v5 quote (exit 1) with its code, in JSON too', async () => {
+  it('refuses the v5 quote (exit 1) with its code, in JSON too', needsFixtures, async () => {
     const r = await runCli(['attest', 'verify', fx('v5-out-of-tcb/quote.bin'), '--collateral', fx('v5-out-of-tcb/collateral.json'), '--at', '1772707833', '--json'], dir)
     assert.equal(r.code, 1)
     const out = JSON.parse(r.stdout)
