@@ -42,7 +42,7 @@ async function start (msg: { network: string, count: number, bootstrap: string[]
     await node.start()
     const index = nodes.length
     nodes.push(node)
-    countRpcMessages(node, node.cards.topic)
+    countRpcMessages(node, node.services.gossip.cards.topic)
     node.collection.subscribe((change) => {
       if (change.card !== undefined) send({ t: 'recv', node: index, cid: change.card.cid.toString(), at: now() })
     })
@@ -56,7 +56,7 @@ function stats (): void {
   send({
     t: 'stats',
     rss: process.memoryUsage().rss,
-    nodes: nodes.map((n) => ({ shown: n.collection.cards(Math.floor(Date.now() / 1000)).length, mesh: pubsub(n).getMeshPeers(n.cards.topic).length, accepted: n.cards.stats.accept })),
+    nodes: nodes.map((n) => ({ shown: n.collection.cards(Math.floor(Date.now() / 1000)).length, mesh: pubsub(n).getMeshPeers(n.services.gossip.cards.topic).length, accepted: n.services.gossip.cards.stats.accept })),
     received
   })
 }
@@ -80,7 +80,7 @@ async function inject (count: number): Promise<void> {
 async function waitSize (size: number): Promise<void> {
   const node = nodes[0] as CmeshNode
   while (node.collection.size < size) await new Promise((resolve) => setTimeout(resolve, 5))
-  const sessions = [...node.syncResults.values()]
+  const sessions = [...node.services.sync.results.values()]
   send({ t: 'size', at: now(), syncMs: Math.max(0, ...sessions.map((r) => r.ms)), fetched: sessions.reduce((a, r) => a + r.fetched, 0) })
 }
 
@@ -90,7 +90,7 @@ process.on('message', (msg: any) => {
       case 'start': return await start(msg)
       case 'publish': {
         const at = now()
-        const card = await (nodes[msg.node] as CmeshNode).publishOwnCard()
+        const card = await (nodes[msg.node] as CmeshNode).services.ownCard.publish()
         return send({ t: 'published', cid: card.cid.toString(), at })
       }
       case 'stats': return stats()

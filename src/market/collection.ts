@@ -157,15 +157,16 @@ export class ProviderCollection {
   /**
    * Forgets retirements and expired cards older than `now - retentionSecs`. This trades strict
    * convergence for bounded memory: a replica still holding an older card could re-admit it.
+   * Returns the providers forgotten (so the store can forget them too).
    */
-  prune (now: number, retentionSecs: number): number {
-    let removed = 0
+  prune (now: number, retentionSecs: number): string[] {
+    const removed: string[] = []
     for (const [providerId, slot] of this.slots) {
       const endedAt = slot.retired ? slot.time : (slot.record as SignedProviderCard).value.expiresAtUnixSecs
       if (!isVisible(slot, now) && endedAt < now - retentionSecs) {
         this.xorIntoBucket(slot.bucket, slot.record)
         this.slots.delete(providerId)
-        removed++
+        removed.push(providerId)
       }
     }
     return removed

@@ -27,7 +27,7 @@ const cidText = z.string().transform((s, ctx) => {
 
 export const DEFAULT_CARD_TTL_SECS = 24 * 3600
 
-const draftSchema = z.strictObject({
+export const cardDraftSchema = z.strictObject({
   schemesSupported: z.array(z.string()).min(1),
   attestationLevel: z.enum(ATTESTATION_LEVELS).default('Software'),
   attestationDigest: hex32.optional(),
@@ -58,11 +58,11 @@ const draftSchema = z.strictObject({
   buildRecipe: z.strictObject({ source: z.string().min(1), command: z.string().min(1), manifest: z.string().min(1) }).optional()
 })
 
-export type CardDraft = z.input<typeof draftSchema>
+export type CardDraft = z.input<typeof cardDraftSchema>
 
 /** Completes a draft into the card `identity` will sign; `nowSecs` fills the commit time. */
 export function cardFromDraft (json: unknown, identity: Identity, nowSecs: number): ProviderCard {
-  const parsed = draftSchema.safeParse(json)
+  const parsed = cardDraftSchema.safeParse(json)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
     throw new NodeError('INPUT_INVALID', `card draft: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)

@@ -186,7 +186,8 @@ export function buildProgram (): Command {
       })
       const node = new CmeshNode({ config })
       // Signal handlers go in before anything is printed: whoever reads the banner may signal at
-      // once. A signal during start-up is held until the node is up, then honoured.
+      // once. A signal during start-up is held until the node is up, then honoured; a start that
+      // fails has already stopped whatever it opened, and takes its handlers with it.
       let resolveStopped: () => void = () => {}
       const stopped = new Promise<void>((resolve) => { resolveStopped = resolve })
       let started = false
@@ -195,10 +196,16 @@ export function buildProgram (): Command {
         process.stderr.write(`cmesh: ${signal}: stopping\n`)
         node.stop().then(resolveStopped, (err) => { process.stderr.write(`cmesh: stop failed: ${(err as Error).message}\n`); resolveStopped() })
       }
-      const onSignal = (signal: string): void => { if (started) stopNow(signal); else requested = signal }
-      process.once('SIGINT', () => onSignal('SIGINT'))
-      process.once('SIGTERM', () => onSignal('SIGTERM'))
-      await node.start()
+      const onSignal = (signal: NodeJS.Signals): void => { if (started) stopNow(signal); else requested = signal }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+      try {
+        await node.start()
+      } catch (err) {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+        throw err
+      }
       started = true
       const embedded = opts.config === undefined
       process.stdout.write([

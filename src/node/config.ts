@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { NodeError } from './errors.js'
-import type { CardDraft } from './card-draft.js'
+import { cardDraftSchema, type CardDraft } from './card-draft.js'
 import { NETWORK_PATTERN } from '../protocols/names.js'
 import { ATTESTATION_LEVELS } from '../market/ladder.js'
 
@@ -23,6 +23,8 @@ export const DEFAULT_CARD_DRAFT: CardDraft = {
   rates: [{ backend: 'local', cpuHourWei: '1000000000000', memoryGiBHourWei: '100000000000', diskGiBHourWei: '1000000000' }]
 }
 
+const DAY_SECS = 86_400
+
 const configSchema = z.strictObject({
   network: z.string().regex(NETWORK_PATTERN).default('devnet'),
   dataDir: z.string().min(1).default('.cmesh'),
@@ -33,12 +35,17 @@ const configSchema = z.strictObject({
   apiPort: z.number().int().min(0).max(65535).default(0),
   roles: z.array(z.enum(ROLES)).default(['provider', 'requester']),
   /** The provider's card draft (see card-draft.ts); the embedded local one when absent. */
-  card: z.record(z.string(), z.unknown()).optional(),
+  card: z.record(z.string(), z.unknown()).superRefine((draft, ctx) => {
+    // Checked whole at start, so a bad draft fails before anything opens (kept as written: the node completes it).
+    const parsed = cardDraftSchema.safeParse(draft)
+    if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message })
+  }).optional(),
   cardTtlSecs: z.number().int().min(60).max(7 * 86400).default(7200),
-  cardRefreshSecs: z.number().int().min(10).default(1800),
+  // Intervals are bounded above too: a timer past 2^31 ms overflows to 1 ms and spins.
+  cardRefreshSecs: z.number().int().min(10).max(DAY_SECS).default(1800),
   // A converged pair exchanges two 8 KiB summaries and stops: cheap enough to run often.
-  syncIntervalSecs: z.number().int().min(1).default(10),
-  redialIntervalSecs: z.number().int().min(1).default(5),
+  syncIntervalSecs: z.number().int().min(1).max(DAY_SECS).default(10),
+  redialIntervalSecs: z.number().int().min(1).max(DAY_SECS).default(5),
   gossipHeartbeatMs: z.number().int().min(50).max(10_000).default(1000),
   /** Gossipsub IP-colocation penalty exemptions: loopback by default (every test node shares it). */
   ipColocationWhitelist: z.array(z.string()).default(['127.0.0.1', '::1']),

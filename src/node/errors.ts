@@ -9,6 +9,35 @@ export type NodeErrorCode =
   | 'CONFIG_INVALID'
   | 'NODE_NOT_RUNNING'
   | 'NODE_API_ERROR'
+  | 'NODE_NOT_STARTED'
+  | 'DATA_DIR_UNUSABLE'
+  | 'STORE_LOCKED'
+  | 'STORE_OPEN_FAILED'
+  | 'LISTEN_FAILED'
+  | 'API_START_FAILED'
+  | 'START_FAILED'
 
 /** Errors of the node layer (files, config, CLI input); the CLI prints `code: message`. */
 export class NodeError extends CmeshError<NodeErrorCode> {}
+
+/** The code of a low-level error (an errno, a LevelDB code), looking through `cause`. */
+export function errorCodeOf (err: unknown): string | undefined {
+  for (let e: any = err; e !== undefined && e !== null; e = e.cause) {
+    if (typeof e.code === 'string' && e.code !== 'LEVEL_DATABASE_NOT_OPEN') return e.code
+  }
+  return undefined
+}
+
+/**
+ * Runs one start-up step; an error that is not already a typed cmesh error becomes a NodeError
+ * with the step's code, so a failed start always ends with one `cmesh: CODE: message` line.
+ */
+export async function startStep<T> (code: NodeErrorCode, what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    if (err instanceof CmeshError) throw err
+    const low = errorCodeOf(err)
+    throw new NodeError(low === 'LEVEL_LOCKED' ? 'STORE_LOCKED' : code, `${what}: ${low === 'LEVEL_LOCKED' ? 'another node is using it (its lock is held)' : low ?? (err as Error).message}`, {}, { cause: err })
+  }
+}

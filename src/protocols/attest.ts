@@ -44,6 +44,7 @@ export type AttestErrorCode =
   | 'ATTEST_TRANSCRIPT_MISMATCH'
   | 'ATTEST_PEER_REFUSED'
   | 'ATTEST_RATE_LIMITED'
+  | 'ATTEST_ABORTED'
 
 export class AttestError extends CmeshError<AttestErrorCode> {}
 
@@ -52,6 +53,8 @@ export const ATTEST_MAX_MESSAGE_BYTES = MAX_QUOTE_BYTES + MAX_COLLATERAL_BYTES +
 export const ATTEST_DEFAULT_TIMEOUT_MS = 10_000
 /** Quote generation is costly on real hardware: per peer, a burst of 4 sessions, then one every 15 s. */
 export const ATTEST_RATE: RateLimit = { ratePerSec: 1 / 15, burst: 4, rejectAfter: Number.MAX_SAFE_INTEGER }
+/** All peers together: the per-peer limit alone lets 300 connections ask for hundreds of quotes at once. */
+export const ATTEST_GLOBAL_RATE: RateLimit = { ratePerSec: 2, burst: 16, rejectAfter: Number.MAX_SAFE_INTEGER }
 const TDX_LEVEL: AttestationLevel = 'TdxLocal'
 
 const level = z.enum(ATTESTATION_LEVELS)
@@ -109,6 +112,19 @@ export interface AttestInit {
   log?: (line: string) => void
   /** Called for every bond formed, initiator or responder side. */
   onBond?: (bond: Bond) => void
+  /** Observes every exchange (metrics): outcome is `ok` or an error code. */
+  onSession?: (session: AttestSession) => void
+  /** Observes every quote this node verified for a peer (metrics): the verifier's code, or `OK`. */
+  onQuoteVerified?: (code: string, seconds: number) => void
+  /** Inbound sessions across all peers. */
+  globalRate?: RateLimit
+}
+
+export interface AttestSession {
+  role: 'initiator' | 'responder'
+  outcome: 'ok' | AttestErrorCode
+  level?: AttestationLevel
+  seconds: number
 }
 
 type Verdict = { ok: true, level: AttestationLevel, tcb?: TdxVerification } | { ok: false, code: AttestErrorCode, reason: string }
@@ -124,6 +140,7 @@ export class AttestProtocol {
   readonly protocol: string
   private readonly bonds = new Map<string, Bond>()
   private readonly limiter: RateLimiter
+  private readonly globalLimiter: RateLimiter
   private readonly timeoutMs: number
   private readonly now: () => number
   private readonly onClose = (evt: CustomEvent<Connection>): void => { this.bonds.delete(evt.detail.id) }
@@ -131,6 +148,7 @@ export class AttestProtocol {
   constructor (private readonly registrar: Registrar, private readonly init: AttestInit) {
     this.protocol = protocolId(init.network, 'attest')
     this.limiter = new RateLimiter(init.rate ?? ATTEST_RATE)
+    this.globalLimiter = new RateLimiter(init.globalRate ?? ATTEST_GLOBAL_RATE)
     this.timeoutMs = init.timeoutMs ?? ATTEST_DEFAULT_TIMEOUT_MS
     this.now = init.now ?? Date.now
   }
@@ -165,21 +183,42 @@ export class AttestProtocol {
 
   /** Runs the exchange as initiator on `connection`. Throws AttestError when no bond results. */
   async attest (connection: Connection, options: { signal?: AbortSignal } = {}): Promise<Bond> {
-    const stream = await connection.newStream(this.protocol, options.signal !== undefined ? { signal: options.signal } : {})
-    return await this.run(stream, connection, true)
+    return await this.observed('initiator', performance.now(), (async () => {
+      let stream: Stream
+      try {
+        stream = await connection.newStream(this.protocol, options.signal !== undefined ? { signal: options.signal } : {})
+      } catch (err) {
+        throw new AttestError('ATTEST_PROTOCOL', `cannot open an attest stream: ${(err as Error).message}`, {}, { cause: err })
+      }
+      return await this.run(stream, connection, true, options.signal)
+    })())
   }
 
   private async respond (stream: Stream, connection: Connection): Promise<void> {
-    // Quote generation costs the prover; a peer that asks too often is turned away before any work.
-    if (this.limiter.take(connection.remotePeer.toString(), this.now()) !== 'ok') {
+    const started = performance.now()
+    // Quote generation costs the prover; a peer (or all peers together) asking too often is turned away before any work.
+    const now = this.now()
+    if (this.limiter.take(connection.remotePeer.toString(), now) !== 'ok' || this.globalLimiter.take('*', now) !== 'ok') {
       this.init.log?.(`attest: rate-limited ${connection.remotePeer.toString()}`)
+      this.init.onSession?.({ role: 'responder', outcome: 'ATTEST_RATE_LIMITED', seconds: 0 })
       stream.abort(new AttestError('ATTEST_RATE_LIMITED', 'too many attest sessions'))
       return
     }
     try {
-      await this.run(stream, connection, false)
+      await this.observed('responder', started, this.run(stream, connection, false))
     } catch (err) {
       this.init.log?.(`attest: bond with ${connection.remotePeer.toString()} failed: ${(err as Error).message}`)
+    }
+  }
+
+  private async observed (role: AttestSession['role'], started: number, session: Promise<Bond>): Promise<Bond> {
+    try {
+      const bond = await session
+      this.init.onSession?.({ role, outcome: 'ok', level: bond.level, seconds: (performance.now() - started) / 1000 })
+      return bond
+    } catch (err) {
+      this.init.onSession?.({ role, outcome: err instanceof AttestError ? err.code : 'ATTEST_PROTOCOL', seconds: (performance.now() - started) / 1000 })
+      throw err
     }
   }
 
@@ -194,11 +233,13 @@ export class AttestProtocol {
     } catch (err) {
       return { ok: false, code: 'ATTEST_EVIDENCE_INVALID', reason: (err as Error).message }
     }
+    const started = performance.now()
     const tcb = await verifyTdxQuote(evidence.quote, collateral, {
       anchor: this.init.anchor,
       atUnixSecs: Math.floor(this.now() / 1000),
       policy: { ...(this.init.policy ?? tcbPolicy()), reportData }
     })
+    this.init.onQuoteVerified?.(tcb.code ?? 'OK', (performance.now() - started) / 1000)
     if (!tcb.accepted) return { ok: false, code: 'ATTEST_EVIDENCE_INVALID', reason: `${tcb.code ?? ''}: ${tcb.reason ?? ''}` }
     // The quote must be of the image the peer declared, or a bond would vouch for any TD at all.
     if (!bytesEqual(measurementManifestDigest(parseTdxQuote(evidence.quote).body), manifest)) {
@@ -207,8 +248,9 @@ export class AttestProtocol {
     return { ok: true, level: weProvedTdx ? 'TdxRaTlsBidirectional' : 'TdxRemote', tcb }
   }
 
-  private async run (stream: Stream, connection: Connection, initiator: boolean): Promise<Bond> {
-    const deadline = AbortSignal.timeout(this.timeoutMs)
+  private async run (stream: Stream, connection: Connection, initiator: boolean, signal?: AbortSignal): Promise<Bond> {
+    const timeout = AbortSignal.timeout(this.timeoutMs)
+    const deadline = signal !== undefined ? AbortSignal.any([signal, timeout]) : timeout
     const lp = framed(stream, ATTEST_MAX_MESSAGE_BYTES)
     const transcript = new Transcript()
     const me = this.registrar.peerId.toMultihash().bytes
@@ -305,7 +347,8 @@ export class AttestProtocol {
     } catch (err) {
       stream.abort(err as Error)
       if (err instanceof AttestError) throw err
-      if (deadline.aborted) throw new AttestError('ATTEST_TIMEOUT', `attest exchange did not finish within ${this.timeoutMs} ms`)
+      if (timeout.aborted) throw new AttestError('ATTEST_TIMEOUT', `attest exchange did not finish within ${this.timeoutMs} ms`)
+      if (deadline.aborted) throw new AttestError('ATTEST_ABORTED', 'attest exchange aborted')
       throw new AttestError('ATTEST_PROTOCOL', (err as Error).message)
     }
   }

@@ -9,6 +9,7 @@ import { MAX_CARD_BYTES } from '../market/provider-card.js'
 import { GossipTopic } from './gossip-topic.js'
 import { topicName } from './names.js'
 import type { RateLimit } from './rate-limit.js'
+import type { GossipVerdict } from './verdict.js'
 
 /** A card may be republished with an unchanged commit time for at most this long. */
 export const MAX_CARD_AGE_SECS = 7 * 24 * 3600
@@ -23,6 +24,7 @@ export interface CardGossipInit {
   onAdmitted?: (record: CollectionRecord) => void
   rate?: RateLimit
   log?: (line: string) => void
+  onVerdict?: (verdict: GossipVerdict, reason: string) => void
 }
 
 export function cardGossip (pubsub: GossipSub, init: CardGossipInit): GossipTopic<typeof COLLECTION_RECORD_TYPES[number]> {
@@ -34,6 +36,7 @@ export function cardGossip (pubsub: GossipSub, init: CardGossipInit): GossipTopi
     rate: init.rate ?? CARD_RATE,
     now: init.now,
     ...(init.log !== undefined ? { log: init.log } : {}),
+    ...(init.onVerdict !== undefined ? { onVerdict: init.onVerdict } : {}),
     admit: (record, nowSecs) => {
       const outcome = init.collection.apply(record, nowSecs)
       switch (outcome) {

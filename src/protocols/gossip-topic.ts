@@ -24,6 +24,8 @@ export interface GossipTopicInit<T extends AnyRecordType> {
   /** Semantic step: the topic's own rules and state change. */
   admit: (record: SignedOf<T>, nowSecs: number) => { verdict: GossipVerdict, reason: string }
   log?: (line: string) => void
+  /** Observes every verdict (metrics). */
+  onVerdict?: (verdict: GossipVerdict, reason: string) => void
 }
 
 export interface TopicStats {
@@ -73,6 +75,7 @@ export class GossipTopic<T extends AnyRecordType> {
     const { verdict, reason } = this.judge(source, msg)
     this.stats[verdict]++
     this.stats.reasons[reason] = (this.stats.reasons[reason] ?? 0) + 1
+    this.init.onVerdict?.(verdict, reason)
     if (verdict !== 'accept') this.init.log?.(`${verdict} ${reason} from ${source.toString()} on ${this.init.topic}`)
     return verdict
   }

@@ -8,6 +8,7 @@ import type { RfpBook } from '../market/rfp-book.js'
 import { GossipTopic } from './gossip-topic.js'
 import { topicName } from './names.js'
 import type { RateLimit } from './rate-limit.js'
+import type { GossipVerdict } from './verdict.js'
 
 /** Per requester: a burst of 10 RFPs, then one every 6 s on average. */
 export const RFP_RATE: RateLimit = { ratePerSec: 1 / 6, burst: 10, rejectAfter: 20 }
@@ -19,6 +20,7 @@ export interface RfpGossipInit {
   onAdmitted?: (rfp: SignedCcrfp) => void
   rate?: RateLimit
   log?: (line: string) => void
+  onVerdict?: (verdict: GossipVerdict, reason: string) => void
 }
 
 export function rfpGossip (pubsub: GossipSub, init: RfpGossipInit): GossipTopic<typeof CcrfpType> {
@@ -30,6 +32,7 @@ export function rfpGossip (pubsub: GossipSub, init: RfpGossipInit): GossipTopic<
     rate: init.rate ?? RFP_RATE,
     now: init.now,
     ...(init.log !== undefined ? { log: init.log } : {}),
+    ...(init.onVerdict !== undefined ? { onVerdict: init.onVerdict } : {}),
     admit: (rfp, nowSecs) => {
       const outcome = init.book.add(rfp, nowSecs)
       if (outcome !== 'added') return { verdict: 'ignore', reason: outcome.toUpperCase() }

@@ -68,6 +68,15 @@ export interface SyncInit {
   /** Whole-session budget. */
   sessionTimeoutMs?: number
   log?: (line: string) => void
+  /** Observes every session, either role (metrics): outcome is `ok` or an error code. */
+  onSession?: (session: SyncSession) => void
+}
+
+export interface SyncSession {
+  role: 'initiator' | 'responder'
+  outcome: 'ok' | SyncErrorCode
+  seconds: number
+  result?: SyncResult
 }
 
 /** Sync speaks in protocol violations: any malformed message ends the session as one. */
@@ -105,10 +114,28 @@ export class SyncProtocol {
   /** Pulls from `peer` everything it holds that is newer than ours. */
   async pull (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<SyncResult> {
     const started = performance.now()
+    try {
+      const result = await this.runPull(peer, options)
+      this.init.onSession?.({ role: 'initiator', outcome: 'ok', seconds: result.ms / 1000, result })
+      return result
+    } catch (err) {
+      const outcome = err instanceof SyncError ? err.code : 'SYNC_STREAM_FAILED'
+      this.init.onSession?.({ role: 'initiator', outcome, seconds: (performance.now() - started) / 1000 })
+      throw err
+    }
+  }
+
+  private async runPull (peer: PeerId, options: { signal?: AbortSignal }): Promise<SyncResult> {
+    const started = performance.now()
     const signal = options.signal !== undefined
       ? AbortSignal.any([options.signal, AbortSignal.timeout(this.sessionTimeoutMs)])
       : AbortSignal.timeout(this.sessionTimeoutMs)
-    const stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
+    let stream: Stream
+    try {
+      stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
+    } catch (err) {
+      throw new SyncError(signal.aborted ? 'SYNC_TIMEOUT' : 'SYNC_STREAM_FAILED', `cannot open a sync stream to ${peer.toString()}: ${(err as Error).message}`, {}, { cause: err })
+    }
     const lp = framed(stream, SYNC_MAX_MESSAGE_BYTES, SYNC_READ_BUFFER_BYTES)
     const result: SyncResult = { peer: peer.toString(), differingBuckets: 0, remoteEntries: 0, fetched: 0, admitted: 0, invalid: 0, ms: 0 }
     try {
@@ -176,6 +203,7 @@ export class SyncProtocol {
   }
 
   private async respond (stream: Stream, connection: Connection): Promise<void> {
+    const started = performance.now()
     const signal = AbortSignal.timeout(this.sessionTimeoutMs)
     const lp = framed(stream, SYNC_MAX_MESSAGE_BYTES, SYNC_READ_BUFFER_BYTES)
     try {
@@ -201,8 +229,11 @@ export class SyncProtocol {
         }
       }
       await stream.close({ signal })
+      this.init.onSession?.({ role: 'responder', outcome: 'ok', seconds: (performance.now() - started) / 1000 })
     } catch (err) {
       this.init.log?.(`sync: session from ${connection.remotePeer.toString()} failed: ${(err as Error).message}`)
+      const outcome = err instanceof SyncError ? err.code : signal.aborted ? 'SYNC_TIMEOUT' : 'SYNC_STREAM_FAILED'
+      this.init.onSession?.({ role: 'responder', outcome, seconds: (performance.now() - started) / 1000 })
       stream.abort(err as Error)
     }
   }

@@ -31,13 +31,13 @@ describe('mesh (in-process)', () => {
     const [a, b, c] = await line(mesh, 'cards')
     await waitFor('initial sync', () => [a, b, c].every((n) => shown(n) >= 2) && shown(b) === 3)
 
-    const fromA = await a.publishOwnCard()
+    const fromA = await a.services.ownCard.publish()
     await waitFor('a → c by gossip', () => c.collection.get(a.identity.did, Math.floor(Date.now() / 1000))?.cid.equals(fromA.cid) === true)
-    const fromC = await c.publishOwnCard()
+    const fromC = await c.services.ownCard.publish()
     await waitFor('c → a by gossip', () => a.collection.get(c.identity.did, Math.floor(Date.now() / 1000))?.cid.equals(fromC.cid) === true)
-    assert.ok(c.cards.stats.accept >= 1, 'c accepted a gossiped card')
-    assert.ok(a.cards.stats.accept >= 1, 'a accepted a gossiped card')
-    assert.equal(a.cards.stats.reject + b.cards.stats.reject + c.cards.stats.reject, 0)
+    assert.ok(c.services.gossip.cards.stats.accept >= 1, 'c accepted a gossiped card')
+    assert.ok(a.services.gossip.cards.stats.accept >= 1, 'a accepted a gossiped card')
+    assert.equal(a.services.gossip.cards.stats.reject + b.services.gossip.cards.stats.reject + c.services.gossip.cards.stats.reject, 0)
     for (const n of [a, b, c]) assert.equal(shown(n), 3)
   })
 
@@ -51,8 +51,8 @@ describe('mesh (in-process)', () => {
 
     const late = await mesh.node({ bootstrap: [mesh.addrOf(others[3] as CmeshNode)] })
     await waitFor('late joiner holds all 6 cards', () => shown(late) === 6)
-    assert.equal(late.cards.stats.accept, 0, 'nothing came by gossip')
-    const viaSync = [...late.syncResults.values()].reduce((n, r) => n + r.admitted, 0)
+    assert.equal(late.services.gossip.cards.stats.accept, 0, 'nothing came by gossip')
+    const viaSync = [...late.services.sync.results.values()].reduce((n, r) => n + r.admitted, 0)
     assert.ok(viaSync >= 5, `sync admitted ${viaSync}`)
   })
 
@@ -63,7 +63,7 @@ describe('mesh (in-process)', () => {
     // Planted straight into a's state, as a careless or hostile peer could hold it.
     a.collection.apply(makeCard(testIdentity(42), { committedAtUnixSecs: t + 3600, expiresAtUnixSecs: t + 7200 }), t)
     const b = await mesh.node({ bootstrap: [mesh.addrOf(a)] })
-    await waitFor('b synced from a', () => [...b.syncResults.values()].some((r) => r.invalid >= 1))
+    await waitFor('b synced from a', () => [...b.services.sync.results.values()].some((r) => r.invalid >= 1))
     assert.equal(b.collection.record(testIdentity(42).did), undefined)
     assert.equal(shown(b), 2, 'the honest cards still arrived')
   })
@@ -77,8 +77,8 @@ describe('mesh (in-process)', () => {
     for (let i = 0; i < 2; i++) right.push(await mesh.node({ ...fast, bootstrap: [mesh.addrOf(right[0] as CmeshNode)] }))
     await waitFor('each side converges on its own 3', () => [...left, ...right].every((n) => shown(n) === 3))
     // Each side moves on while apart: a provider republishes.
-    await left[1]?.publishOwnCard()
-    await right[2]?.publishOwnCard()
+    await left[1]?.services.ownCard.publish()
+    await right[2]?.services.ownCard.publish()
 
     await mesh.connect(left[2] as CmeshNode, right[1] as CmeshNode)
     await waitFor('all 6 nodes hold all 6 cards', () => [...left, ...right].every((n) => shown(n) === 6), 30_000)
@@ -118,7 +118,7 @@ describe('mesh (in-process)', () => {
   it('RFPs propagate to every node and close with their bid window', async () => {
     mesh = new TestMesh()
     const [a, b, c] = await line(mesh, 'rfps')
-    const rfp = await a.publishRfp({
+    const rfp = await a.services.requester.publishRfp({
       resources: { cpu: 2, memoryMiB: 2048, diskGiB: 10 },
       role: 'vm',
       requirements: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 15n, durationSecs: 3600, bidWindowSecs: 30 },

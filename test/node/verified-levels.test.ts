@@ -19,19 +19,22 @@ describe('verified levels across a mesh (simulated TDX)', () => {
     await mesh.connect(auditor, a)
     await mesh.connect(auditor, liar)
 
-    await waitFor('auditor checked a and the liar', () => auditor.verified.get(a.identity.did)?.level === 'TdxRemote' && auditor.verified.get(liar.identity.did) !== undefined)
+    // Both require TDX of peers, so each bonds with the other by itself (no test calls attest()).
+    await waitFor('auditor verified a bidirectionally', () => auditor.services.verifiedLevels.levels.get(a.identity.did)?.level === 'TdxRaTlsBidirectional' && auditor.services.verifiedLevels.levels.get(liar.identity.did) !== undefined)
+    await waitFor('a verified the auditor bidirectionally', () => a.services.verifiedLevels.levels.get(auditor.identity.did)?.level === 'TdxRaTlsBidirectional')
     assert.equal(a.collection.get(a.identity.did, Math.floor(Date.now() / 1000))?.value.attestationLevel, 'TdxRaTlsBidirectional', 'a claims what its attest policy offers')
-    assert.equal(auditor.verified.get(a.identity.did)?.simulated, true)
-    assert.equal(auditor.verified.get(liar.identity.did)?.level, 'Software')
-    assert.equal(auditor.verified.get(liar.identity.did)?.claimed, 'TdxRemote')
-
-    // A bidirectional bond with a is the missing rung.
+    assert.equal(auditor.services.verifiedLevels.levels.get(a.identity.did)?.simulated, true)
+    assert.equal(auditor.services.verifiedLevels.levels.get(liar.identity.did)?.level, 'Software')
+    assert.equal(auditor.services.verifiedLevels.levels.get(liar.identity.did)?.claimed, 'TdxRemote')
     const conn = auditor.libp2p.getConnections(a.libp2p.peerId)[0] as Connection
-    const bond = await auditor.attest.attest(conn)
-    assert.equal(bond.level, 'TdxRaTlsBidirectional')
-    auditor.reverify(a.identity.did)
-    await auditor.verificationsSettled()
-    assert.equal(auditor.verified.get(a.identity.did)?.level, 'TdxRaTlsBidirectional')
+    assert.equal(auditor.services.attestation.attest.bondFor(conn)?.bidirectional, true)
+
+    // The bond ends with its connection, and so does the rung it earned (until a new bond forms).
+    const levels: string[] = []
+    const unsubscribe = auditor.events.subscribe((e) => { const d = e.data as { providerId: string, level: string }; if (e.type === 'verified' && d.providerId === a.identity.did) levels.push(d.level) })
+    await conn.close()
+    await waitFor('the verdict was re-checked without the bond, then a new bond formed', () => levels.includes('TdxRemote') && levels.at(-1) === 'TdxRaTlsBidirectional', 30_000)
+    unsubscribe()
 
     // The audit through the running node shows verified levels, the simulated mark and the over-claim.
     const r = await runCli(['audit', '--data', auditor.config.dataDir, '--json'], dirname(auditor.config.dataDir))

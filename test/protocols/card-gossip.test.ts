@@ -44,7 +44,7 @@ describe('cards topic validation against a hostile peer', () => {
   })
 
   const publish = async (bytes: Uint8Array) => attacker.services.pubsub.publish(topic, bytes)
-  const reasons = () => victim.cards.stats.reasons
+  const reasons = () => victim.services.gossip.cards.stats.reasons
   const score = () => (victim.libp2p.services.pubsub as unknown as ScoredPubsub).getScore(attacker.peerId.toString())
 
   /** Re-signs the card's map as `signer`, whoever the providerId says. */
@@ -71,7 +71,7 @@ describe('cards topic validation against a hostile peer', () => {
     await publish(someoneElses.bytes)
     await waitFor('foreign card refused', () => (reasons().AUTHOR_NOT_PUBLISHER ?? 0) >= 1)
 
-    assert.equal(victim.cards.stats.reject, 4)
+    assert.equal(victim.services.gossip.cards.stats.reject, 4)
     assert.equal(victim.collection.get(attackerId.did, now()), undefined)
     assert.equal(victim.collection.get(testIdentity(8).did, now()), undefined)
     // Gossipsub caches scores for one heartbeat (100 ms here).

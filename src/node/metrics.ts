@@ -1,0 +1,52 @@
+/**
+ * The node's Prometheus metrics (prom-client), one registry per node (tests run many nodes in one
+ * process), served at `/metrics` on the local API. Every series is `cmesh_<subsystem>_…`; services
+ * record into the objects here, and gauges of state (peers, collection) are read when scraped.
+ * Later subsystems (bids, contracts, provisioning) add their own group here.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+/** Network round trips and verifications: 1 ms to a minute. */
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+
+export interface NodeMetrics {
+  registry: Registry
+  gossipVerdicts: Counter<'topic' | 'verdict' | 'reason'>
+  collectionRecords: Gauge<'state'>
+  syncSessions: Counter<'role' | 'outcome'>
+  syncRecords: Counter<'outcome'>
+  syncDuration: Histogram<'role'>
+  attestSessions: Counter<'role' | 'outcome' | 'level'>
+  attestDuration: Histogram<'role'>
+  quoteVerifications: Counter<'source' | 'code'>
+  quoteVerificationDuration: Histogram<'source'>
+  evidenceFetches: Counter<'outcome' | 'source'>
+  verificationQueue: Gauge<'state'>
+  verificationsDropped: Counter
+  peersConnected: Gauge
+  storeFlushDuration: Histogram
+  storeFlushRecords: Counter
+}
+
+export function createNodeMetrics (): NodeMetrics {
+  const registry = new Registry()
+  const registers = [registry]
+  return {
+    registry,
+    gossipVerdicts: new Counter({ name: 'cmesh_gossip_verdicts_total', help: 'Gossip validation verdicts by topic, verdict and reason code', labelNames: ['topic', 'verdict', 'reason'], registers }),
+    collectionRecords: new Gauge({ name: 'cmesh_collection_records', help: 'Provider slots held (cards and retirements) and cards shown now', labelNames: ['state'], registers }),
+    syncSessions: new Counter({ name: 'cmesh_sync_sessions_total', help: 'Sync sessions by role and outcome (ok or error code)', labelNames: ['role', 'outcome'], registers }),
+    syncRecords: new Counter({ name: 'cmesh_sync_records_total', help: 'Records pulled by sync, by outcome (fetched, admitted, invalid)', labelNames: ['outcome'], registers }),
+    syncDuration: new Histogram({ name: 'cmesh_sync_session_duration_seconds', help: 'Sync session duration', labelNames: ['role'], buckets: DURATION_BUCKETS, registers }),
+    attestSessions: new Counter({ name: 'cmesh_attest_sessions_total', help: 'Attest exchanges by role, outcome (ok or error code) and level proved', labelNames: ['role', 'outcome', 'level'], registers }),
+    attestDuration: new Histogram({ name: 'cmesh_attest_session_duration_seconds', help: 'Attest exchange duration', labelNames: ['role'], buckets: DURATION_BUCKETS, registers }),
+    quoteVerifications: new Counter({ name: 'cmesh_quote_verifications_total', help: 'TDX quote and card evidence verifications by source (attest, card) and result code', labelNames: ['source', 'code'], registers }),
+    quoteVerificationDuration: new Histogram({ name: 'cmesh_quote_verification_duration_seconds', help: 'Quote and card evidence verification duration', labelNames: ['source'], buckets: DURATION_BUCKETS, registers }),
+    evidenceFetches: new Counter({ name: 'cmesh_evidence_fetches_total', help: 'Evidence blob retrievals by outcome and where the blob came from (local, provider, holder)', labelNames: ['outcome', 'source'], registers }),
+    verificationQueue: new Gauge({ name: 'cmesh_verification_queue', help: 'Card verifications waiting and running', labelNames: ['state'], registers }),
+    verificationsDropped: new Counter({ name: 'cmesh_verification_dropped_total', help: 'Card verifications dropped from a full queue (the oldest waiting one goes)', registers }),
+    peersConnected: new Gauge({ name: 'cmesh_peers_connected', help: 'Peers with at least one open connection', registers }),
+    storeFlushDuration: new Histogram({ name: 'cmesh_store_flush_duration_seconds', help: 'Synced store batch write latency', buckets: DURATION_BUCKETS, registers }),
+    storeFlushRecords: new Counter({ name: 'cmesh_store_flushed_writes_total', help: 'Writes (puts and deletes) made durable by store batches', registers })
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * When the node syncs its collection: with every peer that speaks sync as it connects (a registrar
+ * topology, so a late joiner or a healed partition catches up at once) and with one random peer
+ * every `syncIntervalSecs` (so nothing depends on a gossip message not being lost). One session
+ * per peer at a time; each takes the node's shutdown signal.
+ */
+import type { PeerId, Startable } from '@libp2p/interface'
+import { SyncProtocol, type SyncResult } from '../../protocols/sync.js'
+import type { CollectionRecord } from '../../market/collection.js'
+import { every, type NodeComponents } from '../components.js'
+
+export interface SyncSchedulerInit {
+  persist: (record: CollectionRecord) => void
+}
+
+export class SyncScheduler implements Startable {
+  readonly protocol: SyncProtocol
+  /** The last session's result per connected peer (status, tests); forgotten on disconnect. */
+  readonly results = new Map<string, SyncResult>()
+  private readonly syncing = new Set<string>()
+  private topologyId: string | undefined
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly components: NodeComponents, init: SyncSchedulerInit) {
+    const { libp2p, config, collection, now, log, metrics } = components
+    this.protocol = new SyncProtocol(libp2p, {
+      network: config.network,
+      collection,
+      now,
+      onAdmitted: init.persist,
+      log: log.forComponent('sync').debug,
+      onSession: (s) => {
+        metrics.syncSessions.inc({ role: s.role, outcome: s.outcome })
+        metrics.syncDuration.observe({ role: s.role }, s.seconds)
+        if (s.result !== undefined) {
+          metrics.syncRecords.inc({ outcome: 'fetched' }, s.result.fetched)
+          metrics.syncRecords.inc({ outcome: 'admitted' }, s.result.admitted)
+          metrics.syncRecords.inc({ outcome: 'invalid' }, s.result.invalid)
+        }
+      }
+    })
+  }
+
+  async start (): Promise<void> {
+    const { libp2p, config } = this.components
+    await this.protocol.start()
+    this.topologyId = await libp2p.register(this.protocol.protocol, {
+      onConnect: (peer) => { this.syncWith(peer) },
+      onDisconnect: (peer) => { this.results.delete(peer.toString()) }
+    })
+    // Peers identified before the topology existed get their on-connect sync now.
+    for (const peer of libp2p.getPeers()) this.syncWith(peer)
+    this.timer = every(config.syncIntervalSecs, () => {
+      const peers = libp2p.getPeers()
+      const peer = peers[Math.floor(Math.random() * peers.length)]
+      if (peer !== undefined) this.syncWith(peer)
+    })
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    if (this.topologyId !== undefined) this.components.libp2p.unregister(this.topologyId)
+    await this.protocol.stop()
+  }
+
+  /** Runs one sync session with `peer` unless one is already running. */
+  syncWith (peer: PeerId): void {
+    const id = peer.toString()
+    const { shutdown, log } = this.components
+    if (this.syncing.has(id) || shutdown.aborted) return
+    this.syncing.add(id)
+    this.protocol.pull(peer, { signal: shutdown })
+      .then((r) => {
+        this.results.set(id, r)
+        if (r.admitted > 0 || r.invalid > 0) log.info(`sync with ${id}: ${r.admitted} admitted, ${r.invalid} invalid, ${r.ms.toFixed(0)} ms`)
+      })
+      .catch((err) => log.debug(`sync with ${id} failed: ${(err as Error).message}`))
+      .finally(() => this.syncing.delete(id))
+  }
+}
