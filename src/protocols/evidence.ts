@@ -80,18 +80,6 @@ export class EvidenceProtocol {
     this.pinned.delete(cid.toString())
   }
 
-  /** A blob this node holds itself. */
-  async fetchLocal (cid: CID): Promise<Uint8Array> {
-    const blob = this.blobs.get(cid.toString())
-    if (blob === undefined) throw new EvidenceError('EVIDENCE_MISSING', `this node does not hold ${cid.toString()}`)
-    return blob
-  }
-
-  /** True when this node holds the blob. */
-  has (cid: CID): boolean {
-    return this.blobs.has(cid.toString())
-  }
-
   /**
    * A blob by CID: held here, else from each of `providers` in turn, else from holders the DHT
    * names (at most EVIDENCE_MAX_HOLDERS_TRIED). Throws the first provider's error when all fail.

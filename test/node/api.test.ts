@@ -58,6 +58,29 @@ describe('local API and the CLI commands that read the running node', () => {
     assert.equal(JSON.parse(status.stdout).peerId, node.libp2p.peerId.toString())
   })
 
+  it('streams node events (collection changes, RFPs) as server-sent events', async () => {
+    const { url, token } = JSON.parse(await readFile(join(dir, '.cmesh', 'api.json'), 'utf8'))
+    const abort = new AbortController()
+    const res = await fetch(url + '/v1/events', { headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/)
+    let text = ''
+    const reading = (async () => {
+      const decoder = new TextDecoder()
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true })
+    })().catch(() => {})
+    await waitFor('the event stream is subscribed', () => node.events.listenerCount > 0)
+    const card = await node.services.ownCard.publish()
+    await waitFor('a collection event for the new card', () => text.includes(card.cid.toString()))
+    const event = text.split('\n\n').find((e) => e.includes(card.cid.toString())) ?? ''
+    assert.match(event, /^id: \d+$/m)
+    assert.match(event, /^event: collection$/m)
+    assert.deepEqual(JSON.parse(/^data: (.*)$/m.exec(event)?.[1] ?? '{}'), { kind: 'replaced', providerId: node.identity.did, cid: card.cid.toString() })
+    abort.abort()
+    await reading
+    await waitFor('the subscription ended with the client', () => node.events.listenerCount === 0)
+  })
+
   it('says plainly when no node is running', async () => {
     const r = await runCli(['cards', '--data', join(dir, 'nowhere')], dir)
     assert.equal(r.code, 1)

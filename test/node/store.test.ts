@@ -5,8 +5,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ClassicLevel } from 'classic-level'
 import { NodeStore } from '../../src/node/store.js'
-import { testIdentity } from '../helpers/cards.js'
+import { CollectionUpkeep, PRUNE_RETENTION_SECS } from '../../src/node/services/collection-upkeep.js'
+import { ProviderCollection } from '../../src/market/collection.js'
+import { RfpBook } from '../../src/market/rfp-book.js'
+import type { NodeComponents } from '../../src/node/components.js'
+import { cardAt, makeRetirement, testIdentity, T0 } from '../helpers/cards.js'
+import { quietLog } from '../helpers/mesh.js'
 
 const writer = fileURLToPath(new URL('../helpers/store-writer.ts', import.meta.url))
 
@@ -44,5 +50,52 @@ describe('node store', () => {
     assert.equal(corrupt, 0)
     const held = new Set(records.map((r) => r.value.providerId))
     for (let i = 0; i <= acked; i++) assert.ok(held.has(testIdentity(1000 + i).did), `acknowledged card ${i} was lost`)
+  })
+
+  it('keeps collection records in their own keyspace, and moves records of a store written before keyspaces', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cmesh-store-'))
+    dirs.push(dir)
+    const legacy = new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view' })
+    const old = cardAt(testIdentity(1), T0)
+    await legacy.put(`record/${old.value.providerId}`, old.bytes)
+    await legacy.close()
+
+    const store = new NodeStore(dir)
+    await store.open()
+    await store.putRecord(cardAt(testIdentity(2), T0))
+    assert.deepEqual((await store.loadRecords()).records.map((r) => r.value.providerId).sort(), [testIdentity(1).did, testIdentity(2).did].sort())
+    await store.close()
+    const raw = new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view' })
+    const keys = await raw.keys().all()
+    await raw.close()
+    assert.ok(keys.every((k) => k.startsWith('!collection!')), `every key in the collection keyspace: ${keys.join(', ')}`)
+  })
+
+  it('deletes pruned slots from disk, so a restart does not reload them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cmesh-store-'))
+    dirs.push(dir)
+    const store = new NodeStore(dir)
+    await store.open()
+    const ended = makeRetirement(testIdentity(3), T0)
+    const live = cardAt(testIdentity(4), T0 + 2 * PRUNE_RETENTION_SECS)
+    let now = (T0 + 10) * 1000
+    const components = { store, collection: new ProviderCollection(), rfps: new RfpBook(), log: quietLog, now: () => now, dataDir: dir, events: { publish () {} } } as unknown as NodeComponents
+    const upkeep = new CollectionUpkeep(components)
+    await upkeep.start()
+    for (const r of [ended, live]) {
+      components.collection.apply(r, T0 + 10)
+      upkeep.persist(r)
+    }
+    await store.flush()
+    now = (T0 + PRUNE_RETENTION_SECS + 60) * 1000
+    upkeep.tick()
+    await upkeep.stop()
+    await store.close()
+
+    const reopened = new NodeStore(dir)
+    await reopened.open()
+    const { records } = await reopened.loadRecords()
+    await reopened.close()
+    assert.deepEqual(records.map((r) => r.value.providerId), [testIdentity(4).did])
   })
 })

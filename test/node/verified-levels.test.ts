@@ -28,6 +28,12 @@ describe('verified levels across a mesh (simulated TDX)', () => {
     assert.equal(auditor.services.verifiedLevels.levels.get(liar.identity.did)?.claimed, 'TdxRemote')
     const conn = auditor.libp2p.getConnections(a.libp2p.peerId)[0] as Connection
     assert.equal(auditor.services.attestation.attest.bondFor(conn)?.bidirectional, true)
+    // What an operator sees: `cmesh cards` against the running node.
+    const listed = await runCli(['cards', '--data', auditor.config.dataDir, '--json'], dirname(auditor.config.dataDir))
+    assert.equal(listed.code, 0, listed.stderr)
+    const rowOfA = JSON.parse(listed.stdout).find((c: any) => c.card.providerId === a.identity.did)
+    assert.equal(rowOfA.verified.level, 'TdxRaTlsBidirectional')
+    assert.equal(rowOfA.verified.simulated, true)
 
     // The bond ends with its connection, and so does the rung it earned (until a new bond forms).
     const levels: string[] = []
