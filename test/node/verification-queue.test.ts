@@ -11,6 +11,7 @@ import { SimulatedQuoteProvider } from '../../src/attestation/quote-provider.js'
 import { cardEvidenceReportData, measurementManifestDigest } from '../../src/attestation/card-evidence.js'
 import { parseTdxQuote } from '../../src/attestation/quote.js'
 import { identityFromSeed } from '../../src/market/identity.js'
+import type { SignedProviderCard } from '../../src/market/provider-card.js'
 import { rawCidForBytes } from '../../src/market/cbor.js'
 import { protocolId } from '../../src/protocols/names.js'
 import { makeCard, testIdentity } from '../helpers/cards.js'
@@ -51,7 +52,7 @@ describe('verified levels: a bounded queue', () => {
     })
     // Honest cards whose evidence the auditor can get at once (it holds the blobs, as after an earlier check).
     const evidence = auditor.services.attestation.evidence
-    const honest = []
+    const honest: SignedProviderCard[] = []
     for (let i = 0; i < 50; i++) {
       const id = testIdentity(1000 + i)
       const quote = evidence.put(await sim.quote(cardEvidenceReportData(id.did, digest)))

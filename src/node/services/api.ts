@@ -7,6 +7,7 @@ import type { Startable } from '@libp2p/interface'
 import { ApiServer, type ApiRoute } from '../api.js'
 import { encodeSnapshot } from '../collection-file.js'
 import { nowSecs, type NodeComponents } from '../components.js'
+import { startStep } from '../errors.js'
 import type { NodeServices } from '../node.js'
 
 export interface ApiServiceInit {
@@ -27,8 +28,15 @@ export class ApiService implements Startable {
   async start (): Promise<void> {
     if (!this.init.enabled) return
     const { config, dataDir, events } = this.components
-    this.server = new ApiServer({ host: config.apiHost, port: config.apiPort, dataDir, routes: this.routes(), events })
-    await this.server.start()
+    const server = new ApiServer({ host: config.apiHost, port: config.apiPort, dataDir, routes: this.routes(), events })
+    try {
+      await startStep('API_START_FAILED', `local API on ${config.apiHost}:${config.apiPort}`, async () => await server.start())
+    } catch (err) {
+      // Listening but unable to write api.json, for instance: nothing may stay open.
+      await server.stop().catch(() => {})
+      throw err
+    }
+    this.server = server
   }
 
   async stop (): Promise<void> {
