@@ -11,6 +11,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/node/libp2p.js'
+import type { RateLimit } from '../../src/protocols/rate-limit.js'
 import { AttestProtocol, AttestError, ATTEST_MAX_MESSAGE_BYTES, type AttestInit } from '../../src/protocols/attest.js'
 import { SimulatedQuoteProvider } from '../../src/attestation/quote-provider.js'
 import { attestContext, attestReportData } from '../../src/attestation/binding.js'
@@ -37,7 +38,7 @@ describe('attest protocol', () => {
   })
   after(async () => { await Promise.all(nodes.map((n) => n.stop())) })
 
-  async function peer (options: { require?: AttestationLevel, tdx?: boolean, timeoutMs?: number, protocol?: boolean } = {}): Promise<Peer> {
+  async function peer (options: { require?: AttestationLevel, tdx?: boolean, timeoutMs?: number, protocol?: boolean, globalRate?: RateLimit } = {}): Promise<Peer> {
     const key = await generateKeyPair('Ed25519')
     const node = await createMeshLibp2p({ privateKey: key, network, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false })
     nodes.push(node)
@@ -50,6 +51,7 @@ describe('attest protocol', () => {
       require: options.require ?? 'Software',
       manifest,
       timeoutMs: options.timeoutMs ?? 5000,
+      ...(options.globalRate !== undefined ? { globalRate: options.globalRate } : {}),
       ...(options.tdx === true ? { quoteProvider: tdx } : {})
     }
     const attest = new AttestProtocol(node, init)
@@ -217,5 +219,15 @@ describe('attest protocol', () => {
     for (let i = 0; i < 6; i++) results.push(await code(a.attest!.attest(conn)))
     assert.deepEqual(results.slice(0, 4), ['BONDED', 'BONDED', 'BONDED', 'BONDED'])
     assert.ok(results.slice(4).every((r) => r !== 'BONDED'), results.join(','))
+  })
+
+  it('limits quote work across all peers too, not only per peer', async () => {
+    // Two sessions in all, then none: each peer is well inside its own limit.
+    const victim = await peer({ tdx: true, globalRate: { ratePerSec: 0, burst: 2, rejectAfter: Number.MAX_SAFE_INTEGER } })
+    const askers = await Promise.all([peer(), peer(), peer()])
+    const results = []
+    for (const asker of askers) results.push(await code(asker.attest!.attest(await connect(asker, victim))))
+    assert.deepEqual(results.slice(0, 2), ['BONDED', 'BONDED'])
+    assert.notEqual(results[2], 'BONDED')
   })
 })
