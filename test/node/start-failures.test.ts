@@ -14,6 +14,7 @@ import { writeFile } from 'node:fs/promises'
 import { createServer, type Server, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
+import { DEFAULT_CARD_DRAFT } from '../../src/node/config.js'
 import {
   Scratch, freshNetwork, waitForExit, waitForStdout, terminates, killRun, leftoverProcesses, leftoverListeners,
   type StartRun
@@ -24,16 +25,6 @@ const EXIT_DEADLINE_MS = 20_000
 const SIGTERM_GRACE_MS = 3_000
 const BANNER_DEADLINE_MS = 30_000
 const TEST_TIMEOUT_MS = 120_000
-
-/** A valid card draft (the embedded local backend's), which the cases below break one field of. */
-const CARD = {
-  schemesSupported: ['vm.ssh'],
-  attestationLevel: 'Software',
-  capacityPerSecond: 1,
-  feePerPartialWei: '1000000000',
-  backends: [{ name: 'local', kind: 'local', regions: ['local'], maxCpu: 2, maxMemoryMiB: 2048, maxDiskGiB: 10, tdx: false }],
-  rates: [{ backend: 'local', cpuHourWei: '1000000000000', memoryGiBHourWei: '100000000000', diskGiBHourWei: '1000000000' }]
-}
 
 /** Loopback only, no DHT, a network of its own: nothing outside this test can reach the node or be reached by it. */
 function baseConfig (dataDir: string): Record<string, unknown> {
@@ -111,7 +102,7 @@ describe('cmesh start failures: exit 1, one cmesh: line, nothing left behind', (
   it('an invalid card draft in the config', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const s = await scratch(t)
     const dataDir = join(s.dir, 'data')
-    const run = await s.start({ ...baseConfig(dataDir), card: { ...CARD, schemesSupported: [] } })
+    const run = await s.start({ ...baseConfig(dataDir), card: { ...DEFAULT_CARD_DRAFT, schemesSupported: [] } })
     await expectCleanFailure(t, run, /card|schemesSupported/i)
     await expectDatabaseUnlocked(t, dataDir)
   })
