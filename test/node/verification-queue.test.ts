@@ -27,7 +27,7 @@ describe('verified levels: a bounded queue', () => {
     await mesh.cleanup()
   })
 
-  it('a provider whose evidence never arrives does not hold up 50 honest cards queued behind it', async () => {
+  it('a provider whose evidence never arrives does not hold up 50 honest cards queued behind it', async (t) => {
     const auditor = await mesh.node()
     const nowSecs = Math.floor(Date.now() / 1000)
 
@@ -62,12 +62,15 @@ describe('verified levels: a bounded queue', () => {
     const levels = auditor.services.verifiedLevels.levels
     assert.equal(auditor.collection.apply(bad, nowSecs), 'added')
     await waitFor('the unreachable provider was asked for its evidence', () => requests > 0)
+    const queuedAt = performance.now()
     for (const card of honest) auditor.collection.apply(card, nowSecs)
     await waitFor('all 50 honest cards verified', () => honest.every((c) => levels.get(c.value.providerId)?.level === 'TdxRemote'), 60_000)
+    t.diagnostic(`50 honest cards verified ${(performance.now() - queuedAt).toFixed(0)} ms after they were queued`)
     assert.equal(levels.get(staller.did), undefined, 'the stalled check is still waiting for its evidence')
 
     // Its own deadline ends it: evidence unavailable proves Software, and the claim stays visible.
     await waitFor('the stalled check ended', () => levels.get(staller.did) !== undefined, 60_000)
+    t.diagnostic(`the stalled check ended ${(performance.now() - queuedAt).toFixed(0)} ms after the honest cards were queued`)
     assert.equal(levels.get(staller.did)?.level, 'Software')
     assert.equal(levels.get(staller.did)?.claimed, 'TdxRemote')
   })
