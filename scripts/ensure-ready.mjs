@@ -29,9 +29,10 @@ function newestIn (dir) {
   return newest
 }
 
-// npm writes node_modules/.package-lock.json at the end of every successful install.
+// npm writes node_modules/.package-lock.json at the end of every successful install; the
+// postinstall step then applies patches/ (patch-package), so a changed patch reinstalls too.
 const installed = join(root, 'node_modules', '.package-lock.json')
-if (mtime(installed) < mtime(join(root, 'package-lock.json'))) {
+if (mtime(installed) < Math.max(mtime(join(root, 'package-lock.json')), newestIn(join(root, 'patches')))) {
   run('npm', ['ci', '--no-audit', '--no-fund'])
 }
 

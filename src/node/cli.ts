@@ -26,6 +26,8 @@ import { addAttestCommands } from './attest-commands.js'
 
 export const DEFAULT_DATA_DIR = '.cmesh'
 export const KEY_FILE_NAME = 'node.key'
+/** A running node hit an error nobody could catch (EX_SOFTWARE): restart it. */
+export const EXIT_FATAL = 70
 
 const nowSecs = (): number => Math.floor(Date.now() / 1000)
 
@@ -199,6 +201,15 @@ export function buildProgram (): Command {
       const onSignal = (signal: NodeJS.Signals): void => { if (started) stopNow(signal); else requested = signal }
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
+      // Anything thrown where nobody can catch it leaves the node in a state nobody knows: say what
+      // it was, with its stack, and exit non-zero so a supervisor restarts the node (records already
+      // acknowledged are on disk; LevelDB's lock goes with the process).
+      const onFatal = (err: unknown): void => {
+        process.stderr.write(`cmesh: UNCAUGHT: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+        process.exit(EXIT_FATAL)
+      }
+      process.on('uncaughtException', onFatal)
+      process.on('unhandledRejection', onFatal)
       try {
         await node.start()
       } catch (err) {
