@@ -62,17 +62,20 @@ export class SimulatedQuoteProvider implements QuoteProvider {
   readonly simulated = true
   private cachedCollateral: Collateral | undefined
 
-  private constructor (private pki: TestPki, private readonly seed: string, private readonly td: SimulatedTd) {}
+  private constructor (private pki: TestPki, private readonly seed: string, private readonly td: SimulatedTd, private readonly now: () => number) {}
 
-  /** The shared devnet test PKI by default, so simulated nodes can verify one another. */
-  static async create ({ seed = DEVNET_TEST_PKI_SEED, td = {} }: { seed?: string, td?: SimulatedTd } = {}): Promise<SimulatedQuoteProvider> {
-    return new SimulatedQuoteProvider(await createTestPki({ seed }), seed, td)
+  /**
+   * The shared devnet test PKI by default, so simulated nodes can verify one another. `now` (ms) is
+   * the clock its collateral is dated by: the node's, so tests that move time move it too.
+   */
+  static async create ({ seed = DEVNET_TEST_PKI_SEED, td = {}, now = Date.now }: { seed?: string, td?: SimulatedTd, now?: () => number } = {}): Promise<SimulatedQuoteProvider> {
+    return new SimulatedQuoteProvider(await createTestPki({ seed, now: new Date(now()) }), seed, td, now)
   }
 
   /** Test CRLs and TCB Info last 30 days: a long-running node re-issues them (same seeded keys) daily. */
   private async fresh (): Promise<TestPki> {
-    if (Date.now() - this.pki.now.getTime() > 86_400_000) {
-      this.pki = await createTestPki({ seed: this.seed })
+    if (this.now() - this.pki.now.getTime() > 86_400_000) {
+      this.pki = await createTestPki({ seed: this.seed, now: new Date(this.now()) })
       this.cachedCollateral = undefined
     }
     return this.pki

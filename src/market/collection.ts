@@ -32,6 +32,8 @@ export type ApplyOutcome = 'added' | 'replaced' | 'retired' | 'expired' | 'stale
 
 /** Default bound on provider slots: a flood of fresh identities stops here instead of in memory. */
 export const DEFAULT_MAX_PROVIDERS = 100_000
+/** The bytes of held records, bounded too: 100k cards at the 16 KiB cap would be ≈ 1.6 GB (and ≈ 4 GiB held in memory). */
+export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 export const SUMMARY_BUCKETS = 256
 const DIGEST_BYTES = 32
@@ -88,11 +90,21 @@ export class ProviderCollection {
   private readonly buckets = new Uint8Array(SUMMARY_BUCKETS * DIGEST_BYTES)
   private readonly listeners = new Set<(change: CollectionChange) => void>()
 
-  /** `maxProviders` bounds the slots; a new provider beyond it is refused ('full'), known ones still update. */
-  constructor (private readonly maxProviders = DEFAULT_MAX_PROVIDERS) {}
+  private held = 0
+
+  /**
+   * `maxProviders` bounds the slots and `maxBytes` the records' bytes: a new provider beyond
+   * either is refused ('full'); known ones still update, unless a larger record would pass `maxBytes`.
+   */
+  constructor (private readonly maxProviders = DEFAULT_MAX_PROVIDERS, private readonly maxBytes = DEFAULT_MAX_BYTES) {}
 
   get size (): number {
     return this.slots.size
+  }
+
+  /** Bytes of the records held (cards and retirements, shown or not). */
+  get heldBytes (): number {
+    return this.held
   }
 
   /** Observe changes (added / replaced / retired / expired); returns an unsubscribe function. */
@@ -113,6 +125,9 @@ export class ProviderCollection {
     } else if (this.slots.size >= this.maxProviders) {
       return 'full'
     }
+    const grows = record.bytes.length - (slot?.record.bytes.length ?? 0)
+    if (grows > 0 && this.held + grows > this.maxBytes) return 'full'
+    this.held += grows
     const wasVisible = slot !== undefined && isVisible(slot, now)
     const previous = wasVisible ? slot.record as SignedProviderCard : undefined
     const next: Slot = { record, ...incoming, bucket: slot?.bucket ?? bucketOf(providerId), expiredAnnounced: false }
@@ -166,6 +181,7 @@ export class ProviderCollection {
       if (!isVisible(slot, now) && endedAt < now - retentionSecs) {
         this.xorIntoBucket(slot.bucket, slot.record)
         this.slots.delete(providerId)
+        this.held -= slot.record.bytes.length
         removed.push(providerId)
       }
     }

@@ -25,11 +25,11 @@ async function readConfigured (setting: string, path: string): Promise<string> {
   }
 }
 
-export async function attestationSetup (a: NodeConfig['attest']): Promise<AttestationSetup> {
+export async function attestationSetup (a: NodeConfig['attest'], now: () => number = Date.now): Promise<AttestationSetup> {
   if (a.production && a.provider === 'simulated') throw new NodeError('CONFIG_INVALID', 'production mode cannot run the simulated quote provider (attest.provider: "configfs-tsm" or "none")')
   let quoteProvider: QuoteProvider | undefined
   if (a.provider === 'simulated') {
-    quoteProvider = await SimulatedQuoteProvider.create()
+    quoteProvider = await SimulatedQuoteProvider.create({ now })
   } else if (a.provider === 'configfs-tsm') {
     if (a.collateralFile === undefined) throw new NodeError('CONFIG_INVALID', 'attest.provider "configfs-tsm" needs attest.collateralFile (collateral for this TD\'s quotes)')
     quoteProvider = new ConfigfsTsmQuoteProvider({ collateral: parseCollateral(await readConfigured('attest.collateralFile', a.collateralFile)) })

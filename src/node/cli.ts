@@ -23,6 +23,7 @@ import { apiGet } from './api.js'
 import { decodeSnapshot, type RecordsRead } from './collection-file.js'
 import { capabilityUnion } from '../market/provider-card.js'
 import { addAttestCommands } from './attest-commands.js'
+import { multiaddrProblem } from './multiaddr-text.js'
 
 export const DEFAULT_DATA_DIR = '.cmesh'
 export const KEY_FILE_NAME = 'node.key'
@@ -41,6 +42,21 @@ function nonNegativeNumber (value: string): number {
   const n = Number(value)
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number')
   return n
+}
+
+function port (value: string): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)')
+  return n
+}
+
+/** A variadic multiaddr option: each value checked as it is parsed (a usage error, exit 2). */
+function multiaddrs (options: { peer?: boolean } = {}): (value: string, previous: string[] | undefined) => string[] {
+  return (value, previous) => {
+    const problem = multiaddrProblem(value, options)
+    if (problem !== undefined) throw new InvalidArgumentError(problem)
+    return [...(previous ?? []), value]
+  }
 }
 
 function keyPath (opts: { key?: string, data?: string }): string {
@@ -168,12 +184,13 @@ export function buildProgram (): Command {
     .description('run a node until SIGINT/SIGTERM (embedded defaults: provider + requester on 127.0.0.1, data in ./.cmesh)')
     .option('--config <file>', 'JSON config file')
     .option('--data <dir>', 'data directory (key, store, api.json)')
-    .option('--listen <addr...>', 'multiaddrs to listen on (default /ip4/127.0.0.1/tcp/0)')
-    .option('--announce <addr...>', 'multiaddrs to announce instead of the listen ones')
-    .option('--bootstrap <addr...>', 'peers to join through (multiaddrs with /p2p/<peer id>)')
+    .option('--listen <addr...>', 'multiaddrs to listen on (default /ip4/127.0.0.1/tcp/0)', multiaddrs())
+    .option('--announce <addr...>', 'multiaddrs to announce instead of the listen ones', multiaddrs())
+    .option('--bootstrap <addr...>', 'peers to join through (multiaddrs with /p2p/<peer id>)', multiaddrs({ peer: true }))
     .option('--network <name>', 'network name (topics and protocol ids are per network)')
-    .option('--api-port <port>', 'local API port (default: random)', (v) => Number(v))
+    .option('--api-port <port>', 'local API port (default: random)', port)
     .addOption(new Option('--roles <role...>', 'roles to play').choices(ROLES))
+    .option('--new-identity', 'create a new node key even though the data dir holds a store (the old identity is gone)')
     .action(async (opts) => {
       const file = opts.config !== undefined ? await readConfigFile(opts.config) as Record<string, unknown> : {}
       const config = resolveConfig({
@@ -186,7 +203,7 @@ export function buildProgram (): Command {
         ...(opts.apiPort !== undefined ? { apiPort: opts.apiPort } : {}),
         ...(opts.roles !== undefined ? { roles: opts.roles } : {})
       })
-      const node = new CmeshNode({ config })
+      const node = new CmeshNode({ config, newIdentity: opts.newIdentity === true })
       // Signal handlers go in before anything is printed: whoever reads the banner may signal at
       // once. A signal during start-up is held until the node is up, then honoured; a start that
       // fails has already stopped whatever it opened, and takes its handlers with it.

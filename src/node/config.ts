@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { NodeError } from './errors.js'
+import { multiaddrProblem } from './multiaddr-text.js'
 import { cardDraftSchema, type CardDraft } from './card-draft.js'
 import { NETWORK_PATTERN } from '../protocols/names.js'
 import { ATTESTATION_LEVELS } from '../market/ladder.js'
@@ -24,13 +25,23 @@ export const DEFAULT_CARD_DRAFT: CardDraft = {
 }
 
 const DAY_SECS = 86_400
+/** Card draft fields a running node fills in itself (times, addresses, its own evidence). */
+const NODE_SET_CARD_FIELDS = ['committedAtUnixSecs', 'expiresAtUnixSecs', 'ttlSecs', 'listenAddrs', 'evidence'] as const
+
+function addr (options: { peer?: boolean } = {}) {
+  return z.string().superRefine((text, ctx) => {
+    const problem = multiaddrProblem(text, options)
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${text}: ${problem}` })
+  })
+}
 
 const configSchema = z.strictObject({
   network: z.string().regex(NETWORK_PATTERN).default('devnet'),
   dataDir: z.string().min(1).default('.cmesh'),
-  listen: z.array(z.string()).min(1).default(['/ip4/127.0.0.1/tcp/0']),
-  announce: z.array(z.string()).default([]),
-  bootstrap: z.array(z.string()).default([]),
+  listen: z.array(addr()).min(1).default(['/ip4/127.0.0.1/tcp/0']),
+  announce: z.array(addr()).default([]),
+  // A bootstrap peer without its peer id cannot be authenticated: refused, not silently dropped.
+  bootstrap: z.array(addr({ peer: true })).default([]),
   apiHost: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
   apiPort: z.number().int().min(0).max(65535).default(0),
   roles: z.array(z.enum(ROLES)).default(['provider', 'requester']),
@@ -39,6 +50,8 @@ const configSchema = z.strictObject({
     // Checked whole at start, so a bad draft fails before anything opens (kept as written: the node completes it).
     const parsed = cardDraftSchema.safeParse(draft)
     if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message })
+    // The node sets these itself at every publish; a fixed expiry in the config would fail every refresh after it.
+    for (const key of NODE_SET_CARD_FIELDS) if (key in draft) ctx.addIssue({ code: 'custom', path: [key], message: `set by the node at each publish (use cardTtlSecs for the lifetime)` })
   }).optional(),
   cardTtlSecs: z.number().int().min(60).max(7 * 86400).default(7200),
   // Intervals are bounded above too: a timer past 2^31 ms overflows to 1 ms and spins.

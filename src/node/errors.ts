@@ -13,6 +13,11 @@ export type NodeErrorCode =
   | 'DATA_DIR_UNUSABLE'
   | 'STORE_LOCKED'
   | 'STORE_OPEN_FAILED'
+  | 'STORE_CURRENT_MISSING'
+  | 'STORE_CORRUPT'
+  | 'STORE_IO_ERROR'
+  | 'STORE_READ_ONLY'
+  | 'IDENTITY_MISSING'
   | 'LISTEN_FAILED'
   | 'API_START_FAILED'
   | 'START_FAILED'
@@ -37,7 +42,6 @@ export async function startStep<T> (code: NodeErrorCode, what: string, run: () =
     return await run()
   } catch (err) {
     if (err instanceof CmeshError) throw err
-    const low = errorCodeOf(err)
-    throw new NodeError(low === 'LEVEL_LOCKED' ? 'STORE_LOCKED' : code, `${what}: ${low === 'LEVEL_LOCKED' ? 'another node is using it (its lock is held)' : low ?? (err as Error).message}`, {}, { cause: err })
+    throw new NodeError(code, `${what}: ${errorCodeOf(err) ?? (err as Error).message}`, {}, { cause: err })
   }
 }

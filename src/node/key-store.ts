@@ -9,15 +9,21 @@ import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { identityFromSeed, type Identity } from '../market/identity.js'
 import { NodeError } from './errors.js'
 import { writeFileAtomic } from './atomic-file.js'
+import { bytesEqual } from '../market/bytes.js'
 
 export interface NodeKey {
   privateKey: Ed25519PrivateKey
   identity: Identity
 }
 
-function toNodeKey (privateKey: Ed25519PrivateKey): NodeKey {
-  // libp2p's raw Ed25519 private key is seed ‖ public key.
-  return { privateKey, identity: identityFromSeed(privateKey.raw.subarray(0, 32)) }
+function toNodeKey (privateKey: Ed25519PrivateKey, path: string): NodeKey {
+  // libp2p's raw Ed25519 private key is seed ‖ public key: the two halves must agree, or the peer
+  // id (from the stored public half) and the DID and signatures (from the seed) name different keys.
+  const identity = identityFromSeed(privateKey.raw.subarray(0, 32))
+  if (!bytesEqual(identity.publicKey, privateKey.raw.subarray(32)) || !bytesEqual(identity.publicKey, privateKey.publicKey.raw)) {
+    throw new NodeError('KEY_FILE_INVALID', `${path} is damaged: its public key does not belong to its private key`, { path })
+  }
+  return { privateKey, identity }
 }
 
 async function exists (path: string): Promise<boolean> {
@@ -37,7 +43,7 @@ export async function createKeyFile (path: string, { overwrite = false } = {}): 
   const privateKey = await generateKeyPair('Ed25519')
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   await writeFileAtomic(path, privateKeyToProtobuf(privateKey), 0o600)
-  return toNodeKey(privateKey)
+  return toNodeKey(privateKey, path)
 }
 
 export async function loadKeyFile (path: string): Promise<NodeKey> {
@@ -58,10 +64,15 @@ export async function loadKeyFile (path: string): Promise<NodeKey> {
     throw new NodeError('KEY_FILE_INVALID', `${path} is not a libp2p private key`, { path }, { cause: err })
   }
   if (privateKey.type !== 'Ed25519') throw new NodeError('KEY_FILE_INVALID', `${path} holds a ${privateKey.type} key; cmesh needs Ed25519`, { path })
-  return toNodeKey(privateKey)
+  return toNodeKey(privateKey, path)
 }
 
-export async function loadOrCreateKeyFile (path: string): Promise<NodeKey & { created: boolean }> {
+/**
+ * The node's key, created when there is none — unless `refuseCreateBecause` says why a new
+ * identity would be a surprise (a data dir that already holds a store made under another key).
+ */
+export async function loadOrCreateKeyFile (path: string, { refuseCreateBecause }: { refuseCreateBecause?: string } = {}): Promise<NodeKey & { created: boolean }> {
   if (await exists(path)) return { ...(await loadKeyFile(path)), created: false }
+  if (refuseCreateBecause !== undefined) throw new NodeError('IDENTITY_MISSING', `no key file at ${path}, but ${refuseCreateBecause}; restore the key, or start with --new-identity to make a new one`, { path })
   return { ...(await createKeyFile(path)), created: true }
 }

@@ -73,7 +73,8 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       peerInfoMapper: passthroughMapper
     })
   }
-  const bootstrapList = (init.bootstrap ?? []).filter((a) => a.includes('/p2p/'))
+  // Entries are checked (each names its peer id) where config is read.
+  const bootstrapList = init.bootstrap ?? []
   return await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },

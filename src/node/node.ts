@@ -4,7 +4,7 @@
  * fails stops everything started before it, in reverse, so a failed start leaves no port, lock or
  * timer behind; stop() aborts the shutdown signal and stops every service in reverse order.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Startable } from '@libp2p/interface'
 import { ProviderCollection } from '../market/collection.js'
@@ -40,6 +40,8 @@ export interface CmeshNodeInit {
   log?: Logger
   /** Serve the local HTTP API (default true). In-process test meshes turn it off. */
   api?: boolean
+  /** Create a new key even though the data dir holds a store (`cmesh start --new-identity`). */
+  newIdentity?: boolean
 }
 
 /** The services, in start order. */
@@ -65,6 +67,7 @@ export class CmeshNode {
   private readonly now: () => number
   private readonly log: Logger
   private readonly withApi: boolean
+  private readonly newIdentity: boolean
   private readonly shutdown = new AbortController()
   /** Everything started so far, in order; stopped in reverse. */
   private readonly started: Startable[] = []
@@ -75,6 +78,7 @@ export class CmeshNode {
     this.now = init.now ?? Date.now
     this.log = init.log ?? createLogger('cmesh')
     this.withApi = init.api ?? true
+    this.newIdentity = init.newIdentity ?? false
   }
 
   get services (): NodeServices { return this.assembled.services }
@@ -90,13 +94,15 @@ export class CmeshNode {
   async start (): Promise<void> {
     try {
       const c = this.config
-      const setup = await attestationSetup(c.attest)
+      const setup = await attestationSetup(c.attest, this.now)
       const dataDir = resolve(c.dataDir)
       await startStep('DATA_DIR_UNUSABLE', `data dir ${dataDir}`, async () => await mkdir(dataDir, { recursive: true, mode: 0o700 }))
-      const key = await startStep('DATA_DIR_UNUSABLE', `node key in ${dataDir}`, async () => await loadOrCreateKeyFile(join(dataDir, KEY_FILE)))
+      const storeExists = await stat(join(dataDir, 'db')).then(() => true, () => false)
+      const refuseCreateBecause = storeExists && !this.newIdentity ? `${join(dataDir, 'db')} holds this node's collection under its old identity` : undefined
+      const key = await startStep('DATA_DIR_UNUSABLE', `node key in ${dataDir}`, async () => await loadOrCreateKeyFile(join(dataDir, KEY_FILE), { refuseCreateBecause }))
       if (key.created) this.log.info(`created node key ${join(dataDir, KEY_FILE)} (mode 0600)`)
       const store = new NodeStore(join(dataDir, 'db'), { onFlush: (writes, secs) => { this.metrics.storeFlushDuration.observe(secs); this.metrics.storeFlushRecords.inc(writes) } })
-      await startStep('STORE_OPEN_FAILED', `store ${join(dataDir, 'db')}`, async () => { await store.open() })
+      await store.open()
       this.started.push({ start () {}, stop: async () => { await store.close() } })
       const libp2p = await startStep('LISTEN_FAILED', 'libp2p', async () => await createMeshLibp2p({ privateKey: key.privateKey, network: c.network, listen: c.listen, announce: c.announce, bootstrap: c.bootstrap, heartbeatMs: c.gossipHeartbeatMs, ipColocationWhitelist: c.ipColocationWhitelist, dht: c.dht }))
       this.started.push(libp2p)

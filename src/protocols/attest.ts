@@ -31,6 +31,7 @@ import type { QuoteProvider } from '../attestation/quote-provider.js'
 import type { TrustAnchor } from '../attestation/trust-anchor.js'
 import { tcbPolicy, type VerificationPolicy } from '../attestation/policy.js'
 import { RateLimiter, type RateLimit } from './rate-limit.js'
+import { errorText } from './error-text.js'
 import { protocolId } from './names.js'
 import { framed, readMessage, writeMessage, MessageError, type Registrar } from './messages.js'
 
@@ -122,9 +123,12 @@ export interface AttestInit {
 
 export interface AttestSession {
   role: 'initiator' | 'responder'
+  peer: string
   outcome: 'ok' | AttestErrorCode
   level?: AttestationLevel
   seconds: number
+  /** Why a failed exchange failed (one line). */
+  error?: string
 }
 
 type Verdict = { ok: true, level: AttestationLevel, tcb?: TdxVerification } | { ok: false, code: AttestErrorCode, reason: string }
@@ -183,7 +187,7 @@ export class AttestProtocol {
 
   /** Runs the exchange as initiator on `connection`. Throws AttestError when no bond results. */
   async attest (connection: Connection, options: { signal?: AbortSignal } = {}): Promise<Bond> {
-    return await this.observed('initiator', performance.now(), (async () => {
+    return await this.observed('initiator', connection, performance.now(), (async () => {
       let stream: Stream
       try {
         stream = await connection.newStream(this.protocol, options.signal !== undefined ? { signal: options.signal } : {})
@@ -200,24 +204,25 @@ export class AttestProtocol {
     const now = this.now()
     if (this.limiter.take(connection.remotePeer.toString(), now) !== 'ok' || this.globalLimiter.take('*', now) !== 'ok') {
       this.init.log?.(`attest: rate-limited ${connection.remotePeer.toString()}`)
-      this.init.onSession?.({ role: 'responder', outcome: 'ATTEST_RATE_LIMITED', seconds: 0 })
+      this.init.onSession?.({ role: 'responder', peer: connection.remotePeer.toString(), outcome: 'ATTEST_RATE_LIMITED', seconds: 0 })
       stream.abort(new AttestError('ATTEST_RATE_LIMITED', 'too many attest sessions'))
       return
     }
     try {
-      await this.observed('responder', started, this.run(stream, connection, false))
-    } catch (err) {
-      this.init.log?.(`attest: bond with ${connection.remotePeer.toString()} failed: ${(err as Error).message}`)
+      await this.observed('responder', connection, started, this.run(stream, connection, false))
+    } catch {
+      // Reported through onSession.
     }
   }
 
-  private async observed (role: AttestSession['role'], started: number, session: Promise<Bond>): Promise<Bond> {
+  private async observed (role: AttestSession['role'], connection: Connection, started: number, session: Promise<Bond>): Promise<Bond> {
+    const peer = connection.remotePeer.toString()
     try {
       const bond = await session
-      this.init.onSession?.({ role, outcome: 'ok', level: bond.level, seconds: (performance.now() - started) / 1000 })
+      this.init.onSession?.({ role, peer, outcome: 'ok', level: bond.level, seconds: (performance.now() - started) / 1000 })
       return bond
     } catch (err) {
-      this.init.onSession?.({ role, outcome: err instanceof AttestError ? err.code : 'ATTEST_PROTOCOL', seconds: (performance.now() - started) / 1000 })
+      this.init.onSession?.({ role, peer, outcome: err instanceof AttestError ? err.code : 'ATTEST_PROTOCOL', seconds: (performance.now() - started) / 1000, error: errorText(err) })
       throw err
     }
   }

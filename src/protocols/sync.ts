@@ -17,15 +17,24 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { z } from 'zod'
 import { decodeRecord, checkClockWindow } from '../market/record.js'
 import {
-  COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, DEFAULT_MAX_PROVIDERS, bucketOf, differingBuckets,
+  COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, bucketOf, differingBuckets,
   type CollectionRecord, type ProviderCollection, type SummaryEntry
 } from '../market/collection.js'
 import { CmeshError, RecordError } from '../market/errors.js'
 import { did, bytes, uint } from '../market/schema.js'
 import { protocolId } from './names.js'
+import { RateLimiter, type RateLimit } from './rate-limit.js'
+import { errorText } from './error-text.js'
 import { framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
 
 export const SYNC_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
+/**
+ * What a responder reads: summaries (≈ 8 KiB), bucket lists, want lists (≤ 128 DIDs), done. A
+ * peer that opens a sync stream to us cannot make us buffer or decode more than this per frame.
+ */
+export const SYNC_MAX_REQUEST_BYTES = 16 * 1024
+/** Inbound sessions per peer: on connect plus one per sync interval is the honest pace. */
+export const SYNC_INBOUND_RATE: RateLimit = { ratePerSec: 1 / 2, burst: 5, rejectAfter: Number.MAX_SAFE_INTEGER }
 // 128 records × 16 KiB max card = 2 MiB: a full answer always fits one message.
 export const SYNC_MAX_WANT = 128
 export const SYNC_ENTRIES_PER_MESSAGE = 4096
@@ -34,10 +43,11 @@ export const SYNC_CLOCK_SKEW_SECS = 30
 /** lpStream's unread-bytes buffer: room for several full messages while the reader catches up. */
 export const SYNC_READ_BUFFER_BYTES = 16 * 1024 * 1024
 
-export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT' | 'SYNC_STREAM_FAILED'
+export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT' | 'SYNC_STREAM_FAILED' | 'SYNC_RATE_LIMITED'
 export class SyncError extends CmeshError<SyncErrorCode> {}
 
-const summaryMsg = z.strictObject({ summary: bytes(SUMMARY_BUCKETS * 32), count: uint.max(DEFAULT_MAX_PROVIDERS) })
+// The count is the peer's own: its collection bound may differ from ours (entries are checked against it).
+const summaryMsg = z.strictObject({ summary: bytes(SUMMARY_BUCKETS * 32), count: uint })
 const bucketsMsg = z.strictObject({ buckets: z.array(uint.max(SUMMARY_BUCKETS - 1)).max(SUMMARY_BUCKETS) })
 const entriesMsg = z.strictObject({
   entries: z.array(z.strictObject({ p: did, t: uint, r: z.boolean(), d: bytes(32) })).max(SYNC_ENTRIES_PER_MESSAGE),
@@ -67,6 +77,8 @@ export interface SyncInit {
   onAdmitted?: (record: CollectionRecord) => void
   /** Whole-session budget. */
   sessionTimeoutMs?: number
+  /** Inbound sessions per peer (default SYNC_INBOUND_RATE). */
+  inboundRate?: RateLimit
   log?: (line: string) => void
   /** Observes every session, either role (metrics): outcome is `ok` or an error code. */
   onSession?: (session: SyncSession) => void
@@ -74,9 +86,12 @@ export interface SyncInit {
 
 export interface SyncSession {
   role: 'initiator' | 'responder'
+  peer: string
   outcome: 'ok' | SyncErrorCode
   seconds: number
   result?: SyncResult
+  /** Why a failed session failed (one line). */
+  error?: string
 }
 
 /** Sync speaks in protocol violations: any malformed message ends the session as one. */
@@ -96,10 +111,12 @@ function toWireEntry (e: SummaryEntry): Record<string, unknown> {
 export class SyncProtocol {
   readonly protocol: string
   private readonly sessionTimeoutMs: number
+  private readonly inbound: RateLimiter
 
   constructor (private readonly registrar: Pick<Registrar, 'handle' | 'unhandle' | 'dialProtocol'>, private readonly init: SyncInit) {
     this.protocol = protocolId(init.network, 'sync')
     this.sessionTimeoutMs = init.sessionTimeoutMs ?? 60_000
+    this.inbound = new RateLimiter(init.inboundRate ?? SYNC_INBOUND_RATE)
   }
 
   async start (): Promise<void> {
@@ -116,11 +133,11 @@ export class SyncProtocol {
     const started = performance.now()
     try {
       const result = await this.runPull(peer, options)
-      this.init.onSession?.({ role: 'initiator', outcome: 'ok', seconds: result.ms / 1000, result })
+      this.init.onSession?.({ role: 'initiator', peer: peer.toString(), outcome: 'ok', seconds: result.ms / 1000, result })
       return result
     } catch (err) {
       const outcome = err instanceof SyncError ? err.code : 'SYNC_STREAM_FAILED'
-      this.init.onSession?.({ role: 'initiator', outcome, seconds: (performance.now() - started) / 1000 })
+      this.init.onSession?.({ role: 'initiator', peer: peer.toString(), outcome, seconds: (performance.now() - started) / 1000, error: errorText(err) })
       throw err
     }
   }
@@ -134,7 +151,7 @@ export class SyncProtocol {
     try {
       stream = await this.registrar.dialProtocol(peer, this.protocol, { signal })
     } catch (err) {
-      throw new SyncError(signal.aborted ? 'SYNC_TIMEOUT' : 'SYNC_STREAM_FAILED', `cannot open a sync stream to ${peer.toString()}: ${(err as Error).message}`, {}, { cause: err })
+      throw new SyncError(signal.aborted ? 'SYNC_TIMEOUT' : 'SYNC_STREAM_FAILED', `cannot open a sync stream to ${peer.toString()}: ${errorText(err)}`, {}, { cause: err })
     }
     const lp = framed(stream, SYNC_MAX_MESSAGE_BYTES, SYNC_READ_BUFFER_BYTES)
     const result: SyncResult = { peer: peer.toString(), differingBuckets: 0, remoteEntries: 0, fetched: 0, admitted: 0, invalid: 0, ms: 0 }
@@ -174,7 +191,7 @@ export class SyncProtocol {
       stream.abort(err as Error)
       if (err instanceof SyncError) throw err
       if (signal.aborted) throw new SyncError('SYNC_TIMEOUT', `sync with ${peer.toString()} timed out or was aborted`, {}, { cause: err })
-      throw new SyncError('SYNC_STREAM_FAILED', `sync stream with ${peer.toString()} failed: ${(err as Error).message}`, {}, { cause: err })
+      throw new SyncError('SYNC_STREAM_FAILED', `sync stream with ${peer.toString()} failed: ${errorText(err)}`, {}, { cause: err })
     }
     result.ms = performance.now() - started
     return result
@@ -189,7 +206,8 @@ export class SyncProtocol {
         // Old records are what sync is for; records from the future are not (same skew as gossip).
         checkClockWindow(record, nowSecs, { maxFutureSecs: SYNC_CLOCK_SKEW_SECS, maxAgeSecs: Number.MAX_SAFE_INTEGER })
         const outcome = this.init.collection.apply(record, nowSecs)
-        if (outcome !== 'stale' && outcome !== 'duplicate') {
+        // 'full': refused by our bound, so neither admitted nor stored.
+        if (outcome !== 'stale' && outcome !== 'duplicate' && outcome !== 'full') {
           result.admitted++
           this.init.onAdmitted?.(record)
         }
@@ -204,8 +222,13 @@ export class SyncProtocol {
 
   private async respond (stream: Stream, connection: Connection): Promise<void> {
     const started = performance.now()
+    if (this.inbound.take(connection.remotePeer.toString(), this.init.now()) !== 'ok') {
+      this.init.onSession?.({ role: 'responder', peer: connection.remotePeer.toString(), outcome: 'SYNC_RATE_LIMITED', seconds: 0 })
+      stream.abort(new SyncError('SYNC_RATE_LIMITED', 'too many sync sessions'))
+      return
+    }
     const signal = AbortSignal.timeout(this.sessionTimeoutMs)
-    const lp = framed(stream, SYNC_MAX_MESSAGE_BYTES, SYNC_READ_BUFFER_BYTES)
+    const lp = framed(stream, SYNC_MAX_REQUEST_BYTES)
     try {
       await readMsg(lp, summaryMsg, signal)
       const local = this.init.collection.summary()
@@ -229,11 +252,10 @@ export class SyncProtocol {
         }
       }
       await stream.close({ signal })
-      this.init.onSession?.({ role: 'responder', outcome: 'ok', seconds: (performance.now() - started) / 1000 })
+      this.init.onSession?.({ role: 'responder', peer: connection.remotePeer.toString(), outcome: 'ok', seconds: (performance.now() - started) / 1000 })
     } catch (err) {
-      this.init.log?.(`sync: session from ${connection.remotePeer.toString()} failed: ${(err as Error).message}`)
       const outcome = err instanceof SyncError ? err.code : signal.aborted ? 'SYNC_TIMEOUT' : 'SYNC_STREAM_FAILED'
-      this.init.onSession?.({ role: 'responder', outcome, seconds: (performance.now() - started) / 1000 })
+      this.init.onSession?.({ role: 'responder', peer: connection.remotePeer.toString(), outcome, seconds: (performance.now() - started) / 1000, error: errorText(err) })
       stream.abort(err as Error)
     }
   }

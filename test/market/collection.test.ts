@@ -142,6 +142,19 @@ describe('provider collection: behaviour', () => {
     assert.equal(c.size, 2)
   })
 
+  it('is bounded in bytes too: a new provider past the budget is refused, a known one may not grow past it', () => {
+    const one = cardAt(testIdentity(1), T0)
+    const c = new ProviderCollection(100, 2 * one.bytes.length + 10)
+    assert.equal(c.apply(one, NOW), 'added')
+    assert.equal(c.apply(cardAt(testIdentity(2), T0), NOW), 'added')
+    assert.equal(c.heldBytes, one.bytes.length + cardAt(testIdentity(2), T0).bytes.length)
+    assert.equal(c.apply(cardAt(testIdentity(3), T0), NOW), 'full')
+    const bigger = makeCard(testIdentity(1), { committedAtUnixSecs: T0 + 1, expiresAtUnixSecs: T0 + 3600, schemesSupported: ['vm.ssh', 'x'.repeat(64)] })
+    assert.equal(c.apply(bigger, NOW), 'full')
+    assert.equal(c.apply(cardAt(testIdentity(1), T0 + 1), NOW), 'replaced', 'an update of the same size still lands')
+    assert.equal(c.size, 2)
+  })
+
   it('prune forgets long-ended slots only', () => {
     const c = build([cardAt(alice, T0), cardAt(testIdentity(2), T0 + 5000)], T0)
     assert.deepEqual(c.prune(T0 + 3600 + 600, 600), [], 'ended exactly at the horizon: kept')

@@ -10,7 +10,7 @@ import { SyncProtocol, SyncError } from '../../src/protocols/sync.js'
 import { protocolId } from '../../src/protocols/names.js'
 import { ProviderCollection, bucketOf, encodeCanonical, decodeCanonical, SUMMARY_BUCKETS } from '../../src/market/index.js'
 import { testNetwork } from '../helpers/mesh.js'
-import { testIdentity } from '../helpers/cards.js'
+import { cardAt, testIdentity } from '../helpers/cards.js'
 
 describe('sync initiator against a hostile responder', () => {
   const network = testNetwork()
@@ -86,8 +86,36 @@ describe('sync initiator against a hostile responder', () => {
     assert.equal(await pullFrom(m), 'SYNC_PROTOCOL_VIOLATION')
   })
 
-  it('refuses a summary count beyond the collection bound', async () => {
-    const m = await hostile(10_000_000, () => [])
-    assert.equal(await pullFrom(m), 'SYNC_PROTOCOL_VIOLATION')
+  it('takes a peer\'s count beyond our own collection bound (its bound is its own), and still holds entries to it', async () => {
+    const m = await hostile(10_000_000, () => [entry(1)])
+    // Past the summary and the entries: the responder then hangs up instead of sending the record.
+    assert.equal(await pullFrom(m), 'SYNC_STREAM_FAILED')
+  })
+})
+
+describe('sync between two honest nodes', () => {
+  const network = testNetwork()
+  const nodes: MeshLibp2p[] = []
+  after(async () => { await Promise.all(nodes.map((n) => n.stop())) })
+
+  it('a record refused as "full" is neither admitted nor stored; inbound sessions are rate-limited per peer', async () => {
+    const [a, b] = await Promise.all([0, 1].map(async () => await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), network, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false })))
+    nodes.push(a as MeshLibp2p, b as MeshLibp2p)
+    const now = Math.floor(Date.now() / 1000)
+    const held = new ProviderCollection()
+    for (let i = 1; i <= 3; i++) held.apply(cardAt(testIdentity(i), now - 10), now)
+    const responder = new SyncProtocol(b as MeshLibp2p, { network, collection: held, now: Date.now, inboundRate: { ratePerSec: 0, burst: 2, rejectAfter: Number.MAX_SAFE_INTEGER } })
+    await responder.start()
+    const stored: string[] = []
+    const bounded = new ProviderCollection(1)
+    const initiator = new SyncProtocol(a as MeshLibp2p, { network, collection: bounded, now: Date.now, onAdmitted: (r) => stored.push(r.value.providerId) })
+    await (a as MeshLibp2p).dial((b as MeshLibp2p).getMultiaddrs())
+    const first = await initiator.pull((b as MeshLibp2p).peerId)
+    assert.equal(first.fetched, 3)
+    assert.equal(first.admitted, 1)
+    assert.equal(stored.length, 1, 'only the admitted record goes to the store')
+    assert.equal(bounded.size, 1)
+    await initiator.pull((b as MeshLibp2p).peerId)
+    await assert.rejects(initiator.pull((b as MeshLibp2p).peerId), (err: unknown) => err instanceof SyncError, 'the third session within the burst is refused')
   })
 })

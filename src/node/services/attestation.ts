@@ -69,6 +69,7 @@ export class AttestationService implements Startable {
         if (key !== undefined) this.init.onBond?.(didFromPublicKey(key))
       },
       onSession: (s) => {
+        if (s.outcome !== 'ok') log.info(`attest (${s.role}) with ${s.peer} failed: ${s.error ?? s.outcome}`)
         metrics.attestSessions.inc({ role: s.role, outcome: s.outcome, level: s.level ?? 'none' })
         metrics.attestDuration.observe({ role: s.role }, s.seconds)
       },

@@ -30,6 +30,8 @@ export class SyncScheduler implements Startable {
       onAdmitted: init.persist,
       log: log.forComponent('sync').debug,
       onSession: (s) => {
+        // A failed session is worth an operator's eye (a hostile or broken peer); a converged one is not.
+        if (s.outcome !== 'ok') log.info(`sync (${s.role}) with ${s.peer} failed: ${s.error ?? s.outcome}`)
         metrics.syncSessions.inc({ role: s.role, outcome: s.outcome })
         metrics.syncDuration.observe({ role: s.role }, s.seconds)
         if (s.result !== undefined) {
@@ -74,7 +76,7 @@ export class SyncScheduler implements Startable {
         this.results.set(id, r)
         if (r.admitted > 0 || r.invalid > 0) log.info(`sync with ${id}: ${r.admitted} admitted, ${r.invalid} invalid, ${r.ms.toFixed(0)} ms`)
       })
-      .catch((err) => log.debug(`sync with ${id} failed: ${(err as Error).message}`))
+      .catch(() => {}) // logged and counted by onSession
       .finally(() => this.syncing.delete(id))
   }
 }

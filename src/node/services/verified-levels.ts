@@ -10,7 +10,6 @@ import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Connection, Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { verifyCardEvidence, type CardEvidence, type VerifiedLevel } from '../../attestation/card-evidence.js'
 import { tcbPolicy } from '../../attestation/policy.js'
 import type { SignedProviderCard } from '../../market/provider-card.js'
@@ -129,9 +128,8 @@ export class VerifiedLevels implements Startable {
     const peer = peerIdFromString(peerIdFromDid(v.providerId))
     let evidence: CardEvidence | undefined
     if (v.evidence !== undefined) {
-      if (v.providerId !== identity.did && libp2p.getConnections(peer).length === 0 && v.listenAddrs.length > 0) {
-        await libp2p.peerStore.merge(peer, { multiaddrs: v.listenAddrs.map((a) => multiaddr(a)) })
-      }
+      // The provider is reached through a connection or peer routing, never through the card's own
+      // listenAddrs: those are the provider's say-so, and every auditor would dial them.
       try {
         const retrieve = async (cid: typeof v.evidence.quote): Promise<Uint8Array> => await this.attestation.evidence.retrieve(cid, { providers: [peer], signal })
         evidence = { quote: await retrieve(v.evidence.quote), collateral: await retrieve(v.evidence.collateral) }
@@ -162,8 +160,9 @@ export class VerifiedLevels implements Startable {
     }
     this.record(card, result)
     if (evidence !== undefined || v.evidence === undefined) this.cache.set(v.providerId, { key, atUnixSecs: now, result, usedBond: bonded })
-    if (evidence !== undefined && result.level !== 'Software' && v.providerId !== identity.did) {
-      // Evidence that checked out is worth keeping available: serve it, and say so on the DHT.
+    if (evidence !== undefined && meets(result.level, 'TdxRemote') && v.providerId !== identity.did) {
+      // Evidence that fully verified is worth keeping available: serve it, and say so on the DHT.
+      // (A quote that merely parses, TdxLocal, could be junk anyone made up: not ours to spread.)
       this.attestation.evidence.announce(this.attestation.evidence.put(evidence.quote), this.components.shutdown)
       this.attestation.evidence.announce(this.attestation.evidence.put(evidence.collateral), this.components.shutdown)
     }
