@@ -16,44 +16,95 @@ export function splitPemChain (pem: string): Uint8Array[] {
     .map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'))
 }
 
-function parseCert (der: Uint8Array, code: AttestationErrorCode): X509Certificate {
-  try {
-    return new X509Certificate(der)
-  } catch {
-    throw new AttestationError(code, 'certificate is not valid DER X.509')
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n?([^-]*)-----END CERTIFICATE-----/g
+
+/**
+ * Strict PEM: nothing but whitespace around the blocks, base64 lines (LF or CRLF) in canonical
+ * encoding. Buffer's base64 decoder skips characters it does not know, so a lenient split can turn
+ * a corrupted body into other DER, or read a chain differently from @phala/dcap-qvl.
+ */
+export function parsePemChain (pem: string, malformed: AttestationErrorCode): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let end = 0
+  for (const m of pem.matchAll(PEM_BLOCK)) {
+    if (/\S/.test(pem.slice(end, m.index))) throw new AttestationError(malformed, 'certificate chain holds text outside its PEM blocks')
+    end = m.index + m[0].length
+    const b64 = (m[1] ?? '').replace(/\r?\n$/, '').split(/\r?\n/).join('')
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) throw new AttestationError(malformed, `PEM certificate ${out.length} has a body that is not base64`)
+    const der = Buffer.from(b64, 'base64')
+    if (der.length === 0 || der.toString('base64') !== b64) throw new AttestationError(malformed, `PEM certificate ${out.length} has a body that is not canonical base64`)
+    out.push(der)
   }
+  if (/\S/.test(pem.slice(end))) throw new AttestationError(malformed, 'certificate chain holds text outside its PEM blocks')
+  return out
+}
+
+/**
+ * Parses DER X.509 and its public key, which node decodes lazily (an invalid point would throw
+ * later, outside any check). Bytes after the certificate are refused: OpenSSL's DER reader skips
+ * them, while dcap-qvl's PEM round trip fails on them.
+ */
+export function parseCert (der: Uint8Array, malformed: AttestationErrorCode, what = 'certificate'): X509Certificate {
+  let cert: X509Certificate
+  try {
+    cert = new X509Certificate(der)
+    void cert.publicKey
+  } catch (err) {
+    throw new AttestationError(malformed, `${what} is not valid X.509: ${(err as Error).message}`)
+  }
+  if (!Buffer.from(cert.raw).equals(Buffer.from(der))) throw new AttestationError(malformed, `${what} has bytes after its DER encoding`)
+  return cert
 }
 
 const spki = (c: X509Certificate) => c.publicKey.export({ type: 'spki', format: 'der' })
 const sameCa = (a: X509Certificate, b: X509Certificate) => a.subject === b.subject && spki(a).equals(spki(b))
+const nameOf = (c: X509Certificate) => c.subject.replace(/\n/g, ', ')
 
 const serial = (hex: string) => hex.toLowerCase().replace(/^(00)+(?=.)/, '')
+
+export interface ChainCodes {
+  /** Structure: length, names, CA flags, validity. */
+  chain: AttestationErrorCode
+  /** A certificate whose signature does not verify under the certificate that names itself its issuer. */
+  signature: AttestationErrorCode
+  /** PEM or DER that does not decode. */
+  malformed: AttestationErrorCode
+}
 
 /**
  * Verifies `pem` (leaf first, the shipped root copy optional) up to `anchor`. Returns the path
  * [leaf, …, root]. `leafIsCa` is true for chains whose first certificate issues CRLs.
+ * ROOT_MISMATCH means only that the chain's top is not the anchor: a shipped root of another name
+ * or key, or a top certificate not issued (names, key identifiers) by the anchor. A certificate
+ * whose issuer is right but whose signature does not verify is `codes.signature`.
  */
-export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, code: AttestationErrorCode, { leafIsCa = false, length }: { leafIsCa?: boolean, length?: number } = {}): X509Certificate[] {
-  const root = parseCert(anchor.der, code)
-  let certs = splitPemChain(pem).map((der) => parseCert(der, code))
-  if (certs.length === 0) throw new AttestationError(code, 'empty certificate chain')
+export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: ChainCodes, { leafIsCa = false, length }: { leafIsCa?: boolean, length?: number } = {}): X509Certificate[] {
+  const root = parseCert(anchor.der, 'VERIFIER_FAILED', 'the trust anchor')
+  let certs = parsePemChain(pem, codes.malformed).map((der, i) => parseCert(der, codes.malformed, `certificate ${i}`))
+  if (certs.length === 0) throw new AttestationError(codes.chain, 'empty certificate chain')
   const last = certs[certs.length - 1] as X509Certificate
   if (last.ca && last.issuer === last.subject) {
     // A shipped root copy must be the anchor itself (same name, same key), not another self-signed CA.
-    if (!sameCa(last, root)) throw new AttestationError('ROOT_MISMATCH', 'the chain ends at a root other than the trusted one', { root: last.subject.replace(/\n/g, ', ') })
+    if (!sameCa(last, root)) throw new AttestationError('ROOT_MISMATCH', 'the chain ends at a root other than the trusted one', { root: nameOf(last) })
+    // dcap-qvl checks the copy as an intermediate: its signature and validity must hold too.
+    if (!Buffer.from(last.raw).equals(Buffer.from(root.raw))) {
+      if (!last.verify(root.publicKey)) throw new AttestationError(codes.signature, 'the shipped root certificate\'s signature does not verify under the trusted root key')
+      if (new Date(last.validFrom) > at || new Date(last.validTo) < at) throw new AttestationError(codes.chain, `the shipped root certificate is not valid at ${at.toISOString()}`)
+    }
     certs = certs.slice(0, -1)
   }
   const path = [...certs, root]
-  if (length !== undefined && path.length !== length) throw new AttestationError(code, `expected a chain of ${length} certificates to the root, got ${path.length}`)
+  if (length !== undefined && path.length !== length) throw new AttestationError(codes.chain, `expected a chain of ${length} certificates to the root, got ${path.length}`)
   for (let i = 0; i < path.length; i++) {
     const cert = path[i] as X509Certificate
     const issuer = path[Math.min(i + 1, path.length - 1)] as X509Certificate
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
-      throw new AttestationError(i === path.length - 2 ? 'ROOT_MISMATCH' : code, `certificate ${i} (${cert.subject.replace(/\n/g, ', ')}) is not signed by its issuer`)
+    if (!cert.checkIssued(issuer)) {
+      throw new AttestationError(i === path.length - 2 ? 'ROOT_MISMATCH' : codes.chain, `certificate ${i} (${nameOf(cert)}) is not issued by ${i === path.length - 2 ? 'the trusted root' : `certificate ${i + 1}`} (${nameOf(issuer)})`)
     }
-    if (new Date(cert.validFrom) > at || new Date(cert.validTo) < at) throw new AttestationError(code, `certificate ${i} is not valid at ${at.toISOString()}`)
-    if (i > 0 && !cert.ca) throw new AttestationError(code, `certificate ${i} issues certificates but is not a CA`)
-    if (i === 0 && cert.ca !== leafIsCa) throw new AttestationError(code, leafIsCa ? 'CRL issuer is not a CA' : 'leaf certificate is a CA')
+    if (!cert.verify(issuer.publicKey)) throw new AttestationError(codes.signature, `certificate ${i} (${nameOf(cert)}): its signature does not verify under its issuer's key`)
+    if (new Date(cert.validFrom) > at || new Date(cert.validTo) < at) throw new AttestationError(codes.chain, `certificate ${i} is not valid at ${at.toISOString()}`)
+    if (i > 0 && !cert.ca) throw new AttestationError(codes.chain, `certificate ${i} issues certificates but is not a CA`)
+    if (i === 0 && cert.ca !== leafIsCa) throw new AttestationError(codes.chain, leafIsCa ? 'CRL issuer is not a CA' : 'leaf certificate is a CA')
   }
   return path
 }
@@ -64,16 +115,44 @@ export interface CheckedCrl {
 }
 
 /** Verifies a DER CRL against the certificate that must have issued it. */
+/** The length a DER SEQUENCE says it has (header included), or undefined when the header is not one. */
+function derSequenceLength (der: Uint8Array): number | undefined {
+  if (der.length < 2 || der[0] !== 0x30) return undefined
+  const first = der[1] as number
+  if (first < 0x80) return 2 + first
+  const n = first & 0x7f
+  if (n === 0 || n > 4 || der.length < 2 + n) return undefined
+  let length = 0
+  for (let i = 0; i < n; i++) length = length * 256 + (der[2 + i] as number)
+  return 2 + n + length
+}
+
 export async function verifyCrl (hexDer: string, issuer: X509Certificate, at: Date, what: string): Promise<CheckedCrl> {
+  // Buffer.from(hex) stops quietly at the first non-hex character, and the CRL parser ignores
+  // bytes after the CRL: either would let collateral change without its signature noticing.
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(hexDer)) throw new AttestationError('COLLATERAL_MALFORMED', `${what} is not hex`)
+  const der = Buffer.from(hexDer, 'hex')
+  if (derSequenceLength(der) !== der.length) throw new AttestationError('COLLATERAL_MALFORMED', `${what} is not exactly one DER CRL (bytes after its encoding, or a bad header)`)
+  // @peculiar/x509 decodes fields lazily: every field read here must sit inside the try.
   let crl: x509.X509Crl
+  let issuerName: Buffer
+  let revokedSerials: Set<string>
   try {
-    crl = new x509.X509Crl(Buffer.from(hexDer, 'hex'))
+    crl = new x509.X509Crl(der)
+    issuerName = Buffer.from(crl.issuerName.toArrayBuffer())
+    revokedSerials = new Set(crl.entries.map((e) => serial(e.serialNumber)))
+    if (!(crl.thisUpdate instanceof Date) || Number.isNaN(+crl.thisUpdate) || (crl.nextUpdate !== undefined && Number.isNaN(+crl.nextUpdate))) throw new Error('bad update times')
   } catch {
     throw new AttestationError('COLLATERAL_MALFORMED', `${what} is not a DER CRL`)
   }
-  const issuerCert = new x509.X509Certificate(issuer.raw)
-  if (!Buffer.from(crl.issuerName.toArrayBuffer()).equals(Buffer.from(issuerCert.subjectName.toArrayBuffer()))) {
-    throw new AttestationError('CRL_ISSUER', `${what} was not issued by ${issuer.subject.replace(/\n/g, ', ')}`)
+  let issuerCert: x509.X509Certificate
+  try {
+    issuerCert = new x509.X509Certificate(issuer.raw)
+  } catch {
+    throw new AttestationError('COLLATERAL_MALFORMED', `${what}: its issuer certificate does not decode`)
+  }
+  if (!issuerName.equals(Buffer.from(issuerCert.subjectName.toArrayBuffer()))) {
+    throw new AttestationError('CRL_ISSUER', `${what} was not issued by ${nameOf(issuer)}`)
   }
   let ok = false
   try {
@@ -85,7 +164,7 @@ export async function verifyCrl (hexDer: string, issuer: X509Certificate, at: Da
   if (crl.thisUpdate > at || (crl.nextUpdate !== undefined && crl.nextUpdate < at)) {
     throw new AttestationError('COLLATERAL_EXPIRED', `${what} is not current at ${at.toISOString()} (${crl.thisUpdate.toISOString()} – ${crl.nextUpdate?.toISOString() ?? 'open'})`)
   }
-  return { revokedSerials: new Set(crl.entries.map((e) => serial(e.serialNumber))), issuer }
+  return { revokedSerials, issuer }
 }
 
 /** Refuses any certificate in `path` that a CRL of its own issuer lists. */
@@ -94,7 +173,7 @@ export function assertNotRevoked (path: X509Certificate[], crls: CheckedCrl[]): 
     const cert = path[i] as X509Certificate
     for (const crl of crls) {
       if (cert.checkIssued(crl.issuer) && crl.revokedSerials.has(serial(cert.serialNumber))) {
-        throw new AttestationError('PCK_REVOKED', `certificate ${i} (${cert.subject.replace(/\n/g, ', ')}, serial ${cert.serialNumber}) is revoked`)
+        throw new AttestationError('PCK_REVOKED', `certificate ${i} (${nameOf(cert)}, serial ${cert.serialNumber}) is revoked`)
       }
     }
   }

@@ -11,14 +11,17 @@ import dcap from '@phala/dcap-qvl'
 import { bytesEqual, toHex } from '../market/bytes.js'
 import { AttestationError, type AttestationErrorCode } from './errors.js'
 import { parseTdxQuote, type TdxQuote, type TdReportBody } from './quote.js'
-import { assertNotRevoked, verifyChain, verifyCrl } from './pki.js'
-import type { Collateral } from './collateral.js'
+import { assertNotRevoked, verifyChain, verifyCrl, type ChainCodes } from './pki.js'
+import { checkCollateral, type Collateral, type TcbInfo } from './collateral.js'
 import type { TrustAnchor } from './trust-anchor.js'
 import { tcbPolicy, worseStatus, type TcbStatus, type VerificationPolicy } from './policy.js'
 
 export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607'
 const SGX_EXTENSION_OID = '1.2.840.113741.1.13.1'
 const SGX_EXTENSION_OID_DER = Buffer.from('06092a864886f84d010d01', 'hex')
+const PCK_CHAIN_CODES: ChainCodes = { chain: 'PCK_CHAIN', signature: 'PCK_CHAIN_SIGNATURE', malformed: 'CERT_MALFORMED' }
+const CRL_ISSUER_CHAIN_CODES: ChainCodes = { chain: 'PCK_CHAIN', signature: 'PCK_CHAIN_SIGNATURE', malformed: 'COLLATERAL_MALFORMED' }
+const SIGNING_CHAIN_CODES: ChainCodes = { chain: 'SIGNING_CHAIN', signature: 'SIGNING_CHAIN_SIGNATURE', malformed: 'COLLATERAL_MALFORMED' }
 const TD_ATTR_DEBUG = 0x01
 const TD_ATTR_SEPT_VE_DISABLE_BYTE = 3
 const TD_ATTR_SEPT_VE_DISABLE_BIT = 0x10
@@ -82,61 +85,92 @@ function measurementsOf (b: TdReportBody): TdxMeasurements {
   }
 }
 
-/** dcap-qvl throws plain Errors; their messages are mapped onto our codes. */
+/**
+ * dcap-qvl throws plain Errors; their messages are mapped onto our codes. Our own checks run first
+ * (collateral shape, strict chains, the SGX extension), so most of these are a second line.
+ */
 const QVL_ERRORS: Array<[RegExp, AttestationErrorCode]> = [
   [/ISV enclave report signature/i, 'QUOTE_SIGNATURE'],
   [/invalid for qe_report/i, 'QE_REPORT_SIGNATURE'],
   [/QE report hash mismatch/i, 'QE_REPORT_DATA'],
   [/invalid for (tcb_info|qe_identity)/i, 'COLLATERAL_SIGNATURE'],
-  [/expired|in the future/i, 'COLLATERAL_EXPIRED'],
-  [/revoked/i, 'PCK_REVOKED'],
+  [/decode (TcbInfo|QeIdentity)|QE Identity id\/version|non-(TDX|SGX) TCB info|No (SGX|TDX) components|No TCB levels/i, 'COLLATERAL_MALFORMED'],
+  [/too short for (TCB Info|QE Identity)/i, 'SIGNING_CHAIN'],
+  [/(TCBInfo|QE Identity) expired|issue date is in the future/i, 'COLLATERAL_EXPIRED'],
+  [/Certificate is revoked/i, 'PCK_REVOKED'],
   [/No matching TCB level/i, 'TCB_NO_MATCH'],
   [/TCB status is invalid/i, 'TCB_STATUS'],
   [/Fmspc mismatch/i, 'FMSPC'],
-  [/QE (MRSIGNER|ISVSVN|.*mismatch)|QE Identity/i, 'QE_IDENTITY'],
+  [/QE (MRSIGNER|ISVPRODID|ISVSVN|MISCSELECT|ATTRIBUTES)|QE Identity/i, 'QE_IDENTITY'],
   [/Debug mode|SEPT_VE_DISABLE|Reserved bits|mr service td/i, 'TD_ATTRIBUTES'],
-  [/certificate chain|Certificate is expired|CaUsedAsEndEntity/i, 'PCK_CHAIN'],
-  [/decode|Unsupported|must have version|Key length/i, 'QUOTE_MALFORMED']
+  [/certificate chain - (leaf|intermediate) signature/i, 'PCK_CHAIN_SIGNATURE'],
+  [/certificate chain|PCK certificates|Certificate is expired|CaUsedAsEndEntity|Intel extension|OID .* is missing|(Fmspc|CpuSvn|PceSvn) length/i, 'PCK_CHAIN'],
+  [/PCK cert format|Unsupported|must have version/i, 'QUOTE_UNSUPPORTED'],
+  [/decode quote|TD10 report|Key length/i, 'QUOTE_MALFORMED']
 ]
 
 function qvlCode (message: string): AttestationErrorCode {
   return QVL_ERRORS.find(([re]) => re.test(message))?.[1] ?? 'VERIFIER_FAILED'
 }
 
+/**
+ * The PCK leaf's SGX extension, read as dcap-qvl reads it (CPUSVN, PCESVN, FMSPC outside any
+ * try; its parsePckExtension is not used: it fails on every real PCK certificate, see
+ * docs/upstream/). Returns the PCE-ID.
+ */
+function pckPceId (leaf: X509Certificate): Buffer {
+  const der = Buffer.from(leaf.raw)
+  try {
+    if (!der.includes(SGX_EXTENSION_OID_DER)) throw new Error('no SGX extension')
+    const ext = dcap.utils.getIntelExtension(der)
+    dcap.utils.getCpuSvn(ext)
+    dcap.utils.getPceSvn(ext)
+    dcap.utils.getFmspc(ext)
+    const pceId = Buffer.from((dcap.utils as any).findExtension([`${SGX_EXTENSION_OID}.3`], ext))
+    if (pceId.length !== 2) throw new Error(`PCE-ID of ${pceId.length} bytes`)
+    return pceId
+  } catch (err) {
+    throw new AttestationError('PCK_CHAIN', `PCK certificate lacks a valid SGX extension: ${(err as Error).message}`)
+  }
+}
+
 /** Intel's TDX module check: identity TDX_<TEE_TCB_SVN[1]> (or tdxModule for 0), MRSIGNERSEAM, SEAMATTRIBUTES, ISVSVN level. */
-function tdxModuleStatus (body: TdReportBody, tcbInfo: any): TcbStatus {
+function tdxModuleStatus (body: TdReportBody, tcbInfo: TcbInfo): TcbStatus {
   const major = body.teeTcbSvn[1] as number
   const isvsvn = body.teeTcbSvn[0] as number
   const id = `TDX_${major.toString(16).padStart(2, '0').toUpperCase()}`
-  const identity = major === 0 ? tcbInfo.tdxModule : (tcbInfo.tdxModuleIdentities ?? []).find((x: any) => String(x.id).toUpperCase() === id)
-  if (identity === undefined) throw new AttestationError('TDX_MODULE', `TCB Info has no identity for TDX module ${id}`)
-  if (!bytesEqual(Buffer.from(identity.mrsigner, 'hex'), body.mrSignerSeam)) throw new AttestationError('TDX_MODULE', 'MRSIGNERSEAM is not the TDX module signer')
-  const want = Buffer.from(identity.attributes, 'hex')
-  const mask = Buffer.from(identity.attributesMask, 'hex')
+  const identity = major === 0 ? undefined : (tcbInfo.tdxModuleIdentities ?? []).find((x) => x.id.toUpperCase() === id)
+  const signer = major === 0 ? tcbInfo.tdxModule : identity
+  if (signer === undefined) throw new AttestationError('TDX_MODULE', `TCB Info has no identity for TDX module ${id}`)
+  if (!bytesEqual(Buffer.from(signer.mrsigner, 'hex'), body.mrSignerSeam)) throw new AttestationError('TDX_MODULE', 'MRSIGNERSEAM is not the TDX module signer')
+  const want = Buffer.from(signer.attributes, 'hex')
+  const mask = Buffer.from(signer.attributesMask, 'hex')
   if (body.seamAttributes.some((v, i) => (v & (mask[i] ?? 0)) !== ((want[i] ?? 0) & (mask[i] ?? 0)))) throw new AttestationError('TDX_MODULE', 'SEAMATTRIBUTES do not match the TDX module identity')
-  if (major === 0) return 'UpToDate'
-  const level = (identity.tcbLevels ?? []).find((l: any) => isvsvn >= l.tcb.isvsvn)
+  if (identity === undefined) return 'UpToDate'
+  const level = identity.tcbLevels.find((l) => isvsvn >= l.tcb.isvsvn)
   if (level === undefined) throw new AttestationError('TDX_MODULE', `TDX module ISVSVN ${isvsvn} is below every level of ${id}`)
   if (level.tcbStatus === 'Revoked') throw new AttestationError('TDX_MODULE', `TDX module ${id} ISVSVN ${isvsvn} is revoked`)
-  return level.tcbStatus as TcbStatus
+  return level.tcbStatus
 }
 
-async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<void> {
+/** Chains and CRLs to the anchor; returns the PCK leaf's PCE-ID. */
+async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<Buffer> {
   // Chains first, so a quote under another root is refused as such (ROOT_MISMATCH), then CRLs.
-  const pckPath = verifyChain(quote.pckChainPem, anchor, at, 'PCK_CHAIN', { length: 3 })
-  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, 'PCK_CHAIN', { leafIsCa: true, length: 2 })
-  const signingPaths = [c.tcb_info_issuer_chain, c.qe_identity_issuer_chain].map((chain) => verifyChain(chain, anchor, at, 'SIGNING_CHAIN', { length: 2 }))
+  const pckPath = verifyChain(quote.pckChainPem, anchor, at, PCK_CHAIN_CODES, { length: 3 })
+  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, CRL_ISSUER_CHAIN_CODES, { leafIsCa: true, length: 2 })
+  const signingPaths = [c.tcb_info_issuer_chain, c.qe_identity_issuer_chain].map((chain) => verifyChain(chain, anchor, at, SIGNING_CHAIN_CODES, { length: 2 }))
   if (!Buffer.from((pckPath[1] as X509Certificate).raw).equals(Buffer.from((crlIssuerPath[0] as X509Certificate).raw))) {
     throw new AttestationError('CRL_ISSUER', 'the PCK CRL is not issued by the CA that issued the PCK certificate')
   }
-  if (!Buffer.from((pckPath[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('PCK_CHAIN', 'PCK certificate lacks the SGX extension')
+  const pceId = pckPceId(pckPath[0] as X509Certificate)
   for (const path of signingPaths) {
     if (Buffer.from((path[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('SIGNING_CHAIN', 'collateral is signed by a PCK certificate')
   }
-  const rootCrl = await verifyCrl(c.root_ca_crl, new X509Certificate(anchor.der), at, 'root CA CRL')
+  const rootCrl = await verifyCrl(c.root_ca_crl, pckPath[pckPath.length - 1] as X509Certificate, at, 'root CA CRL')
   const pckCrl = await verifyCrl(c.pck_crl, crlIssuerPath[0] as X509Certificate, at, 'PCK CRL')
   assertNotRevoked(pckPath, [pckCrl, rootCrl])
   for (const path of signingPaths) assertNotRevoked(path, [rootCrl])
+  return pceId
 }
 
 function checkPolicy (body: TdReportBody, policy: VerificationPolicy): void {
@@ -159,27 +193,26 @@ export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collat
     result.bodyType = quote.bodyType
     result.measurements = measurementsOf(quote.body)
     if (toHex(quote.qeVendorId) !== INTEL_QE_VENDOR_ID) throw new AttestationError('QE_VENDOR', `QE vendor id ${toHex(quote.qeVendorId)} is not Intel's`)
+    // Callers may build collateral objects themselves: the same checks as parseCollateral, plus the signed JSON.
+    const { collateral: c, tcbInfo } = checkCollateral(collateral)
     const at = new Date(atUnixSecs * 1000)
-    await checkPki(quote, collateral, anchor, at)
+    const pceId = await checkPki(quote, c, anchor, at)
 
     let report
     try {
-      report = dcap.QuoteVerifier.newWithRootCa(Buffer.from(anchor.der)).verify(Buffer.from(quoteBytes), collateral as any, atUnixSecs)
+      report = dcap.QuoteVerifier.newWithRootCa(Buffer.from(anchor.der)).verify(Buffer.from(quoteBytes), c as any, atUnixSecs)
     } catch (err) {
       const message = (err as Error).message
-      throw new AttestationError(qvlCode(message), message)
+      throw new AttestationError(qvlCode(message), message, {}, { cause: err })
     }
+    result.fmspc = tcbInfo.fmspc.toLowerCase()
 
     const qeReportData = quote.qeReport.reportData
     const expectedHash = createHash('sha256').update(quote.attestationKey).update(quote.qeAuthData).digest()
     if (!bytesEqual(expectedHash, qeReportData.subarray(0, 32)) || qeReportData.subarray(32).some((b) => b !== 0)) {
       throw new AttestationError('QE_REPORT_DATA', 'QE REPORTDATA is not sha256(attestation key ‖ QE auth data) ‖ 32 zero bytes')
     }
-    const tcbInfo = JSON.parse(collateral.tcb_info)
-    result.fmspc = String(tcbInfo.fmspc).toLowerCase()
-    const leaf = dcap.utils.extractCerts(Buffer.from(quote.pckChainPem))[0] as Buffer
-    const pceId = Buffer.from((dcap.utils as any).findExtension([`${SGX_EXTENSION_OID}.3`], dcap.utils.getIntelExtension(leaf)))
-    if (pceId.toString('hex') !== String(tcbInfo.pceId).toLowerCase()) throw new AttestationError('PCEID', `PCK PCE-ID ${pceId.toString('hex')} is not the TCB Info's ${tcbInfo.pceId}`)
+    if (pceId.toString('hex') !== tcbInfo.pceId.toLowerCase()) throw new AttestationError('PCEID', `PCK PCE-ID ${pceId.toString('hex')} is not the TCB Info's ${tcbInfo.pceId}`)
     const attrs = quote.body.tdAttributes
     if (((attrs[0] as number) & TD_ATTR_DEBUG) !== 0) throw new AttestationError('TD_ATTRIBUTES', 'the TD runs in DEBUG mode')
     if (((attrs[TD_ATTR_SEPT_VE_DISABLE_BYTE] as number) & TD_ATTR_SEPT_VE_DISABLE_BIT) === 0) throw new AttestationError('TD_ATTRIBUTES', 'SEPT_VE_DISABLE is not set')
@@ -195,12 +228,13 @@ export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collat
     checkPolicy(quote.body, policy)
     result.accepted = true
   } catch (err) {
-    if (!(err instanceof AttestationError)) {
-      result.code = 'VERIFIER_FAILED'
-      result.reason = (err as Error).message
-    } else {
+    if (err instanceof AttestationError) {
       result.code = err.code
       result.reason = err.message
+    } else {
+      // Only a bug of ours or of a dependency lands here; every refusal above has its own code.
+      result.code = 'VERIFIER_FAILED'
+      result.reason = (err as Error)?.message ?? String(err)
     }
   }
   return result

@@ -2,6 +2,10 @@
  * Canonical DAG-CBOR and CIDv1 (dag-cbor, sha2-256), the form atproto records use. Decoding is
  * strict *and* round-trip checked: dag-cbor's decoder tolerates unsorted map keys, so the only
  * sound canonicality test is that re-encoding gives back the very same bytes.
+ *
+ * Every input is pre-scanned first (`scanCbor`): a linear walk over item heads that allocates
+ * nothing and refuses deep nesting, too many items, indefinite lengths and lengths running past
+ * the end, so a hostile frame costs microseconds instead of seconds of decoding and re-encoding.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
@@ -18,8 +22,107 @@ export function encodeCanonical (value: unknown): Uint8Array {
   return dagCbor.encode(value)
 }
 
-/** Decodes exactly one canonical DAG-CBOR item; anything else is a typed RecordError. */
-export function decodeCanonical (bytes: Uint8Array): unknown {
+/**
+ * Most containers (arrays, maps, tags) any item may sit inside. The deepest encoding we produce
+ * is 4: a card's map → backends → backend → regions (a CID in `evidence` is map → map → tag 42;
+ * sync, attest and evidence messages reach 3 at most; records travel inside messages as byte
+ * strings, so they add nothing). 16 leaves 4× room; decoding 3 MiB nested thousands deep cost
+ * seconds of CPU and gigabytes of memory before this bound.
+ */
+export const MAX_CBOR_DEPTH = 16
+
+/**
+ * Most items (every head: scalars, strings, containers, tags) one encoding may hold. The largest
+ * legitimate one is a sync entries message: 4096 entries × 9 items ≈ 36,900; a record is capped
+ * at 64 KiB and so at fewer items than this. 131,072 leaves 3.5× room; a 3 MiB frame of small
+ * items decodes into millions of JS values otherwise (~2 s of CPU).
+ */
+export const MAX_CBOR_ITEMS = 131_072
+
+export interface CborLimits {
+  maxDepth?: number
+  maxItems?: number
+}
+
+function refuse (code: 'RECORD_MALFORMED' | 'RECORD_TOO_LARGE' | 'RECORD_NON_CANONICAL', reason: string, message: string, offset: number): never {
+  throw new RecordError(code, message, { reason, offset })
+}
+
+/**
+ * Checks the shape of one CBOR item without decoding it: exactly one item, definite lengths only,
+ * no declared length beyond the bytes left, at most `maxDepth` nested containers and `maxItems`
+ * items, no trailing bytes. Linear in the input, allocation-free but for one small counter array.
+ * Throws RecordError: RECORD_MALFORMED (meta.reason `truncated`, `length`, `indefinite`,
+ * `reserved`, `depth`), RECORD_TOO_LARGE (`items`) or RECORD_NON_CANONICAL (`trailing`).
+ * What it lets through still goes to the strict decoder (tags, simple values, minimal widths).
+ */
+export function scanCbor (bytes: Uint8Array, { maxDepth = MAX_CBOR_DEPTH, maxItems = MAX_CBOR_ITEMS }: CborLimits = {}): void {
+  const end = bytes.length
+  // pending[l]: items still to read at nesting level l (level 0 holds the one top-level item).
+  // Counts never exceed the input length (checked as they are declared), so doubles are exact.
+  const pending = new Float64Array(maxDepth + 1)
+  pending[0] = 1
+  let level = 0
+  let items = 0
+  let pos = 0
+  for (;;) {
+    if (pending[level] === 0) {
+      if (level === 0) break
+      level--
+      continue
+    }
+    pending[level]!--
+    if (++items > maxItems) refuse('RECORD_TOO_LARGE', 'items', `CBOR holds more than ${maxItems} items`, pos)
+    if (pos >= end) refuse('RECORD_MALFORMED', 'truncated', 'CBOR ends inside an item', pos)
+    const head = pos
+    const initial = bytes[pos++]!
+    const major = initial >> 5
+    const info = initial & 0x1f
+    let arg: number
+    if (info < 24) {
+      arg = info
+    } else if (info <= 27) {
+      const width = 1 << (info - 24)
+      if (width > end - pos) refuse('RECORD_MALFORMED', 'truncated', 'CBOR ends inside an item head', head)
+      arg = 0
+      for (let i = 0; i < width; i++) arg = arg * 256 + bytes[pos + i]!
+      pos += width
+    } else if (info === 31) {
+      refuse('RECORD_MALFORMED', 'indefinite', major === 7 ? 'CBOR break outside an indefinite-length item' : 'indefinite-length CBOR item', head)
+    } else {
+      refuse('RECORD_MALFORMED', 'reserved', `reserved CBOR additional information ${info}`, head)
+    }
+    let children = 0
+    switch (major) {
+      case 2: case 3:
+        if (arg > end - pos) refuse('RECORD_MALFORMED', 'length', `CBOR string declares ${arg} bytes, ${end - pos} remain`, head)
+        pos += arg
+        continue
+      case 4: case 5:
+        // Every item takes at least one byte: a count beyond the bytes left is a lie.
+        children = major === 4 ? arg : arg * 2
+        if (children > end - pos) refuse('RECORD_MALFORMED', 'length', `CBOR ${major === 4 ? 'array' : 'map'} declares ${arg} entries, ${end - pos} bytes remain`, head)
+        break
+      case 6:
+        children = 1
+        break
+      default:
+        // Integers, floats and simple values: the head was all of it.
+        continue
+    }
+    if (level + 1 > maxDepth) refuse('RECORD_MALFORMED', 'depth', `CBOR nested deeper than ${maxDepth}`, head)
+    if (children > 0) pending[++level] = children
+  }
+  if (pos !== end) refuse('RECORD_NON_CANONICAL', 'trailing', `${end - pos} bytes after the CBOR item`, pos)
+}
+
+/**
+ * Decodes exactly one canonical DAG-CBOR item; anything else is a typed RecordError. The
+ * pre-scan runs first, so hostile shapes never reach the decoder.
+ */
+export function decodeCanonical (bytes: Uint8Array, limits?: CborLimits): unknown {
+  if (!(bytes instanceof Uint8Array)) throw new RecordError('RECORD_MALFORMED', 'expected bytes')
+  scanCbor(bytes, limits)
   let value: unknown
   try {
     value = dagCbor.decode(bytes)

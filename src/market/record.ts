@@ -7,7 +7,7 @@
  * schema → signature → semantics); the only way to hold a `SignedRecord` is to have passed it.
  */
 import type { z } from 'zod'
-import { cidForBytes, decodeCanonical, encodeCanonical, sha256Digest, type CID } from './cbor.js'
+import { CID, cidForBytes, decodeCanonical, encodeCanonical, sha256Digest } from './cbor.js'
 import { concatBytes, utf8 } from './bytes.js'
 import { RecordError } from './errors.js'
 import { publicKeyFromDid, type Did, type Identity } from './identity.js'
@@ -73,13 +73,38 @@ export function signRecord<Value> (type: RecordType<Value>, value: Value, identi
   return decodeRecord(encodeCanonical({ ...body, sig }), [type]) as SignedRecord<Value>
 }
 
+/** A short, throw-proof description of a decoded value for error metadata (never `String(v)`: objects can make that throw or recurse). */
+function describeValue (v: unknown): string {
+  if (typeof v === 'string') return v.slice(0, 20)
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v).slice(0, 20)
+  if (v === null) return 'null'
+  if (v instanceof Uint8Array) return 'bytes'
+  if (Array.isArray(v)) return 'array'
+  return typeof v
+}
+
+/**
+ * Runs the whole decode pipeline (docs/PROTOCOLS.md §3). Every refusal, whatever the input bytes,
+ * is a RecordError with a stable code: callers (gossip verdicts, sync's invalid count, the CLI)
+ * branch on it, and an untyped error escaping here would end them as an internal failure.
+ */
 export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
+  try {
+    return decodeRecordUnguarded(bytes, types)
+  } catch (err) {
+    if (err instanceof RecordError) throw err
+    // Never expected (the pre-scan bounds the shapes the later steps see); kept typed if it happens.
+    throw new RecordError('RECORD_MALFORMED', `record could not be checked: ${err instanceof Error ? err.message : typeof err}`, { unexpected: true }, { cause: err })
+  }
+}
+
+function decodeRecordUnguarded<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
   if (!(bytes instanceof Uint8Array)) throw new RecordError('RECORD_MALFORMED', 'expected bytes')
   if (bytes.length > MAX_RECORD_BYTES) {
     throw new RecordError('RECORD_TOO_LARGE', `record of ${bytes.length} bytes exceeds ${MAX_RECORD_BYTES}`, { size: bytes.length })
   }
   const map = decodeCanonical(bytes)
-  if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array) {
+  if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array || CID.asCID(map) !== null) {
     throw new RecordError('RECORD_MALFORMED', 'a record is a CBOR map')
   }
   const fields = map as Record<string, unknown>
@@ -89,7 +114,7 @@ export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types:
     throw new RecordError('RECORD_UNKNOWN_TYPE', 'unknown or unexpected record $type', { type: typeof nsid === 'string' ? nsid.slice(0, 100) : typeof nsid })
   }
   if (fields.v !== RECORD_VERSION) {
-    throw new RecordError('RECORD_UNSUPPORTED_VERSION', `unsupported ${type.nsid} version`, { version: String(fields.v).slice(0, 20) })
+    throw new RecordError('RECORD_UNSUPPORTED_VERSION', `unsupported ${type.nsid} version`, { version: describeValue(fields.v) })
   }
   if (bytes.length > type.maxBytes) {
     throw new RecordError('RECORD_TOO_LARGE', `${type.nsid} of ${bytes.length} bytes exceeds ${type.maxBytes}`, { size: bytes.length })

@@ -12,6 +12,7 @@ import { tcbPolicy } from '../attestation/policy.js'
 import { createTestPki, createCollateral, createQuote } from '../attestation/simulator.js'
 import { fromHex } from '../market/bytes.js'
 import { NodeError } from './errors.js'
+import type { CliRun } from './cli-io.js'
 import { readRecordsFile } from './collection-file.js'
 import { isCard } from '../market/collection.js'
 import { buildKey, checkBuild, recordBuildResult } from './build-check.js'
@@ -37,7 +38,7 @@ function hexArg (value: string, bytes: number, what: string): Uint8Array {
   return fromHex(clean)
 }
 
-function printVerdict (r: TdxVerification): void {
+function printVerdict (run: CliRun, r: TdxVerification): void {
   const lines = [
     `verdict:      ${r.accepted ? 'ACCEPTED' : `REFUSED (${r.code ?? ''})`}${r.simulated ? '  [SIMULATED: test root, not Intel — not production evidence]' : ''}`,
     ...(r.accepted ? [] : [`reason:       ${r.reason ?? ''}`]),
@@ -55,10 +56,10 @@ function printVerdict (r: TdxVerification): void {
       lines.push(`  ${k.padEnd(14)}${v}`)
     }
   }
-  process.stdout.write(lines.join('\n') + '\n')
+  run.io.out(lines.join('\n') + '\n')
 }
 
-export function addAttestCommands (program: Command): void {
+export function addAttestCommands (program: Command, run: CliRun): void {
   const attest = program.command('attest').description('TDX quote verification and the TEST-ONLY simulator')
 
   attest.command('verify <quote>')
@@ -93,9 +94,9 @@ export function addAttestCommands (program: Command): void {
         atUnixSecs: at,
         policy: tcbPolicy({ allowSwHardeningNeeded: opts.allowSwHardeningNeeded === true })
       })
-      if (opts.json === true) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
-      else printVerdict(result)
-      if (!result.accepted) process.exitCode = 1
+      if (opts.json === true) run.io.out(JSON.stringify(result, null, 2) + '\n')
+      else printVerdict(run, result)
+      if (!result.accepted) run.exitCode = 1
     })
 
   attest.command('check-build <card>')
@@ -112,14 +113,31 @@ export function addAttestCommands (program: Command): void {
       if (recipe === undefined) throw new NodeError('INPUT_INVALID', `the card of ${card.value.providerId} names no build recipe`)
       if (opts.trustRecipe !== true) {
         // The command is the provider's, not ours: nothing runs until the operator has read it.
-        process.stdout.write(`source:   ${recipe.source}\ncommand:  ${recipe.command}\nmanifest: ${recipe.manifest}\n`)
+        run.io.out(`source:   ${recipe.source}\ncommand:  ${recipe.command}\nmanifest: ${recipe.manifest}\n`)
         throw new NodeError('INPUT_INVALID', 'this runs the provider\'s command with your rights; review it above, then pass --trust-recipe')
       }
-      const result = await checkBuild(recipe, card.value.attestationDigest, Math.floor(Date.now() / 1000), { timeoutMs: opts.timeout * 1000 })
+      if (!Number.isFinite(opts.timeout) || opts.timeout <= 0) throw new NodeError('INPUT_INVALID', '--timeout takes a positive number of seconds')
+      // The recipe runs in its own process group, out of reach of the terminal's ^C: pass it on.
+      const interrupted = new AbortController()
+      const onSignal = (signal: NodeJS.Signals): void => { interrupted.abort(signal) }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+      let result
+      try {
+        result = await checkBuild(recipe, card.value.attestationDigest, Math.floor(Date.now() / 1000), { timeoutMs: opts.timeout * 1000, signal: interrupted.signal })
+      } catch (err) {
+        if (!interrupted.signal.aborted) throw err
+        run.io.err(`cmesh: check-build interrupted (${String(interrupted.signal.reason)}): the recipe's process group was killed, nothing recorded\n`)
+        run.exitCode = 130
+        return
+      } finally {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      }
       if (opts.data !== undefined) await recordBuildResult(opts.data, buildKey(recipe, card.value.attestationDigest), result)
-      if (opts.json === true) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+      if (opts.json === true) run.io.out(JSON.stringify(result, null, 2) + '\n')
       else {
-        process.stdout.write([
+        run.io.out([
           `recipe:   ${recipe.source} :: ${recipe.command} -> ${recipe.manifest}`,
           `expected: ${result.expected}`,
           `rebuilt:  ${result.rebuilt ?? '—'}`,
@@ -127,7 +145,7 @@ export function addAttestCommands (program: Command): void {
           ''
         ].join('\n'))
       }
-      if (!result.match) process.exitCode = 1
+      if (!result.match) run.exitCode = 1
     })
 
   attest.command('simulate')
@@ -147,7 +165,7 @@ export function addAttestCommands (program: Command): void {
       await writeFile(join(opts.out, 'quote.bin'), quote)
       await writeFile(join(opts.out, 'collateral.json'), JSON.stringify(await createCollateral(pki), null, 2) + '\n')
       await writeFile(join(opts.out, 'test-root.pem'), pki.root.toString('pem') + '\n')
-      process.stdout.write([
+      run.io.out([
         `wrote ${join(opts.out, 'quote.bin')} (${quote.length} bytes), collateral.json, test-root.pem — TEST ONLY, simulated`,
         `verify: cmesh attest verify ${join(opts.out, 'quote.bin')} --collateral ${join(opts.out, 'collateral.json')} --root ${join(opts.out, 'test-root.pem')}`,
         ''

@@ -23,6 +23,7 @@ import { apiGet } from './api.js'
 import { decodeSnapshot, type RecordsRead } from './collection-file.js'
 import { capabilityUnion } from '../market/provider-card.js'
 import { addAttestCommands } from './attest-commands.js'
+import { CliRun, processIo, type CliIo } from './cli-io.js'
 import { multiaddrProblem } from './multiaddr-text.js'
 
 export const DEFAULT_DATA_DIR = '.cmesh'
@@ -63,19 +64,17 @@ function keyPath (opts: { key?: string, data?: string }): string {
   return opts.key ?? join(opts.data ?? DEFAULT_DATA_DIR, KEY_FILE_NAME)
 }
 
-function printJson (value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? toHex(v) : v), 2) + '\n')
+function warnRefused (run: CliRun, refused: RefusedRecord[]): void {
+  for (const r of refused) run.io.err(`cmesh: refused ${r.file}#${r.index}: ${r.code}: ${r.message}\n`)
 }
 
-function warnRefused (refused: RefusedRecord[]): void {
-  for (const r of refused) process.stderr.write(`cmesh: refused ${r.file}#${r.index}: ${r.code}: ${r.message}\n`)
-}
-
-export function buildProgram (): Command {
+export function buildProgram (run: CliRun = new CliRun(processIo)): Command {
   const program = new Command('cmesh')
     .description('compute-mesh: a peer-to-peer compute market node')
     .showHelpAfterError()
     .exitOverride()
+    // Set before any subcommand exists: commander copies it to each one as it is created.
+    .configureOutput({ writeOut: run.io.out, writeErr: run.io.err })
 
   program.command('keygen')
     .description('create the node identity (Ed25519, libp2p key format, mode 0600) and print its DID and peer id')
@@ -86,8 +85,8 @@ export function buildProgram (): Command {
     .action(async (opts) => {
       const path = keyPath(opts)
       const { identity } = await createKeyFile(path, { overwrite: opts.force === true })
-      if (opts.json === true) printJson({ keyFile: path, did: identity.did, peerId: identity.peerId })
-      else process.stdout.write(`key file: ${path}\ndid:      ${identity.did}\npeer id:  ${identity.peerId}\n`)
+      if (opts.json === true) run.json({ keyFile: path, did: identity.did, peerId: identity.peerId })
+      else run.io.out(`key file: ${path}\ndid:      ${identity.did}\npeer id:  ${identity.peerId}\n`)
     })
 
   const card = program.command('card').description('provider cards')
@@ -109,8 +108,8 @@ export function buildProgram (): Command {
       const out = opts.out ?? draftPath.replace(/\.json$/i, '') + '.card.cbor'
       await writeFileAtomic(out, signed.bytes)
       const summary = { file: out, uri: signed.uri, cid: signed.cid.toString(), cardDigest: toHex(signed.digest), bytes: signed.bytes.length }
-      if (opts.json === true) printJson(summary)
-      else process.stdout.write(Object.entries(summary).map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n')
+      if (opts.json === true) run.json(summary)
+      else run.io.out(Object.entries(summary).map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n')
     })
 
   card.command('show <file...>')
@@ -119,11 +118,11 @@ export function buildProgram (): Command {
       let refusedAny = false
       for (const file of files) {
         const { records, refused } = await readRecordsFile(file)
-        warnRefused(refused)
+        warnRefused(run, refused)
         refusedAny ||= refused.length > 0
-        for (const r of records) printJson({ uri: r.uri, cid: r.cid.toString(), digest: r.digest, type: r.type.nsid, value: r.value })
+        for (const r of records) run.json({ uri: r.uri, cid: r.cid.toString(), digest: r.digest, type: r.type.nsid, value: r.value })
       }
-      if (refusedAny) process.exitCode = 1
+      if (refusedAny) run.exitCode = 1
     })
 
   program.command('pack <out> <file...>')
@@ -133,11 +132,11 @@ export function buildProgram (): Command {
       const collection = new ProviderCollection()
       for (const file of files) {
         const { records, refused } = await readRecordsFile(file)
-        warnRefused(refused)
+        warnRefused(run, refused)
         for (const r of records) collection.apply(r, opts.at ?? nowSecs())
       }
       await writeFileAtomic(out, encodeSnapshot(collection.records()))
-      process.stdout.write(`${out}: ${collection.size} providers\n`)
+      run.io.out(`${out}: ${collection.size} providers\n`)
     })
 
   program.command('audit [file...]')
@@ -154,7 +153,7 @@ export function buildProgram (): Command {
       const at = opts.at ?? nowSecs()
       const collection = new ProviderCollection()
       for (const { records, refused } of await readSources(files, opts.data)) {
-        warnRefused(refused)
+        warnRefused(run, refused)
         for (const r of records) collection.apply(r, at)
       }
       const cards = collection.cards(at).map((c) => c.value)
@@ -176,8 +175,8 @@ export function buildProgram (): Command {
         ...(opts.burst !== undefined ? { burst: opts.burst } : {})
       }, at, simulated)
       const retired = [...collection.records()].filter((r) => !isCard(r)).length
-      if (opts.json === true) process.stdout.write(auditReportToJson(report) + '\n')
-      else process.stdout.write(auditReportToText(report) + `\n(held: ${collection.size}, retired: ${retired}, not shown: ${collection.size - cards.length})\n`)
+      if (opts.json === true) run.io.out(auditReportToJson(report) + '\n')
+      else run.io.out(auditReportToText(report) + `\n(held: ${collection.size}, retired: ${retired}, not shown: ${collection.size - cards.length})\n`)
     })
 
   program.command('start')
@@ -212,8 +211,8 @@ export function buildProgram (): Command {
       let started = false
       let requested: string | undefined
       const stopNow = (signal: string): void => {
-        process.stderr.write(`cmesh: ${signal}: stopping\n`)
-        node.stop().then(resolveStopped, (err) => { process.stderr.write(`cmesh: stop failed: ${(err as Error).message}\n`); resolveStopped() })
+        run.io.err(`cmesh: ${signal}: stopping\n`)
+        node.stop().then(resolveStopped, (err) => { run.io.err(`cmesh: stop failed: ${(err as Error).message}\n`); resolveStopped() })
       }
       const onSignal = (signal: NodeJS.Signals): void => { if (started) stopNow(signal); else requested = signal }
       process.once('SIGINT', onSignal)
@@ -222,7 +221,7 @@ export function buildProgram (): Command {
       // it was, with its stack, and exit non-zero so a supervisor restarts the node (records already
       // acknowledged are on disk; LevelDB's lock goes with the process).
       const onFatal = (err: unknown): void => {
-        process.stderr.write(`cmesh: UNCAUGHT: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+        run.io.err(`cmesh: UNCAUGHT: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
         process.exit(EXIT_FATAL)
       }
       process.on('uncaughtException', onFatal)
@@ -232,11 +231,13 @@ export function buildProgram (): Command {
       } catch (err) {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
+        process.off('uncaughtException', onFatal)
+        process.off('unhandledRejection', onFatal)
         throw err
       }
       started = true
       const embedded = opts.config === undefined
-      process.stdout.write([
+      run.io.out([
         `cmesh node running${embedded ? ' on embedded defaults' : ''} (network ${config.network})`,
         `  peer id:  ${node.libp2p.peerId.toString()}`,
         `  did:      ${node.identity.did}`,
@@ -261,21 +262,21 @@ export function buildProgram (): Command {
     .action(async (opts) => {
       const at = opts.at ?? nowSecs()
       const [{ records, refused }] = await readSources([], opts.data) as [RecordsRead]
-      warnRefused(refused)
+      warnRefused(run, refused)
       const collection = new ProviderCollection()
       for (const r of records) collection.apply(r, at)
       const cards = collection.cards(at)
       const verified = await (await apiGet(opts.data, '/v1/verified')).json() as Record<string, { level: string, simulated: boolean, code?: string }>
       if (opts.json === true) {
-        printJson(cards.map((c) => ({ uri: c.uri, cid: c.cid.toString(), cardDigest: c.digest, card: c.value, verified: verified[c.value.providerId] ?? null })))
+        run.json(cards.map((c) => ({ uri: c.uri, cid: c.cid.toString(), cardDigest: c.digest, card: c.value, verified: verified[c.value.providerId] ?? null })))
         return
       }
-      process.stdout.write(`${cards.length} provider cards (held ${collection.size})\n`)
+      run.io.out(`${cards.length} provider cards (held ${collection.size})\n`)
       for (const c of cards) {
         const u = capabilityUnion(c.value)
         const v = verified[c.value.providerId]
         const proven = v === undefined ? 'not yet checked' : `${v.level}${v.simulated && v.level !== 'Software' ? ' (SIMULATED)' : ''}`
-        process.stdout.write(`${c.value.providerId}  claims ${c.value.attestationLevel}, verified ${proven}  fee ${c.value.feePerPartialWei} wei  cap ${c.value.capacityPerSecond}/s  ` +
+        run.io.out(`${c.value.providerId}  claims ${c.value.attestationLevel}, verified ${proven}  fee ${c.value.feePerPartialWei} wei  cap ${c.value.capacityPerSecond}/s  ` +
           `regions ${u.regions.join(',')}  expires ${new Date(c.value.expiresAtUnixSecs * 1000).toISOString()}\n`)
       }
     })
@@ -285,10 +286,10 @@ export function buildProgram (): Command {
     .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
     .action(async (opts) => {
       const res = await apiGet(opts.data, '/v1/status')
-      process.stdout.write(JSON.stringify(await res.json(), null, 2) + '\n')
+      run.io.out(JSON.stringify(await res.json(), null, 2) + '\n')
     })
 
-  addAttestCommands(program)
+  addAttestCommands(program, run)
 
   return program
 }
@@ -300,21 +301,22 @@ async function readSources (files: string[], dataDir: string): Promise<RecordsRe
   return [decodeSnapshot(new Uint8Array(await res.arrayBuffer()), `node:${dataDir}`)]
 }
 
-export async function main (argv: string[]): Promise<number> {
-  const program = buildProgram()
+export async function main (argv: string[], io: CliIo = processIo): Promise<number> {
+  const run = new CliRun(io)
+  const program = buildProgram(run)
   try {
     await program.parseAsync(argv, { from: 'user' })
-    return typeof process.exitCode === 'number' ? process.exitCode : 0
+    return run.exitCode
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed usage errors; help and version exit 0.
       return err.exitCode === 0 ? 0 : 2
     }
     if (err instanceof CmeshError) {
-      process.stderr.write(`cmesh: ${err.code}: ${err.message}\n`)
+      io.err(`cmesh: ${err.code}: ${err.message}\n`)
       return 1
     }
-    process.stderr.write(`cmesh: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    io.err(`cmesh: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
     return 1
   }
 }

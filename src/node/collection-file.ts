@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises'
 import * as dagCbor from '@ipld/dag-cbor'
 import { decodeRecord } from '../market/record.js'
-import { COLLECTION_RECORD_TYPES, type CollectionRecord } from '../market/collection.js'
+import { COLLECTION_RECORD_TYPES, DEFAULT_MAX_PROVIDERS, type CollectionRecord } from '../market/collection.js'
+import { scanCbor } from '../market/cbor.js'
 import { RecordError } from '../market/errors.js'
 import { NodeError } from './errors.js'
 
@@ -35,6 +36,8 @@ export function decodeSnapshot (bytes: Uint8Array, file = '<memory>'): RecordsRe
   let items: unknown[]
   if (first >= 0x80 && first <= 0x9f) {
     try {
+      // A snapshot is one flat array of byte strings: refuse anything deeper before decoding it.
+      scanCbor(bytes, { maxDepth: 1, maxItems: DEFAULT_MAX_PROVIDERS + 1 })
       items = dagCbor.decode(bytes) as unknown[]
     } catch (err) {
       throw new NodeError('INPUT_INVALID', `${file}: not a collection snapshot (${(err as Error).message})`, { file })

@@ -78,6 +78,8 @@ const finishMsg = z.strictObject({
 })
 
 export type Hello = z.output<typeof helloMsg>
+/** Every message schema, for docs/PROTOCOLS.md's vectors and the fuzzer. */
+export const ATTEST_MESSAGES = { hello: helloMsg, evidence: evidenceMsg, finish: finishMsg }
 
 /** What an established bond says about the peer. */
 export interface Bond {

@@ -29,6 +29,8 @@ const responseMsg = z.union([
   z.strictObject({ blob: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= EVIDENCE_MAX_BLOB_BYTES) }),
   z.strictObject({ missing: z.literal(true) })
 ])
+/** Every message schema, for docs/PROTOCOLS.md's vectors and the fuzzer. */
+export const EVIDENCE_MESSAGES = { request: requestMsg, response: responseMsg }
 
 /** Where a retrieved blob came from (metrics, logs). */
 export type EvidenceSource = 'local' | 'provider' | 'holder'

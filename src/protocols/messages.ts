@@ -21,8 +21,45 @@ export interface Registrar {
 
 export type FramedStream = ReturnType<typeof lpStream<Stream>>
 
+/** Bytes of an unsigned varint holding `n`: ⌈log128(n + 1)⌉, at least 1. */
+export function varintLength (n: number): number {
+  let bytes = 1
+  for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) bytes++
+  return bytes
+}
+
+/** A length prefix longer than any allowed message length needs. */
+export class LengthPrefixTooLongError extends Error {
+  override name = 'LengthPrefixTooLongError'
+}
+
+/**
+ * Decodes the length prefix lpStream has read so far, byte by byte. An incomplete varint must be
+ * refused as soon as it is as long as the longest allowed length: lpStream (@libp2p/utils 7.4.1)
+ * retries on every RangeError before it checks its own limit, so junk 0xff bytes would pile up
+ * one at a time (seconds of CPU per MiB). Throwing anything but a RangeError stops it at once.
+ */
+function lengthDecoder (maxPrefixBytes: number): (data: { byteLength: number, get: (index: number) => number }) => number {
+  return (data) => {
+    let value = 0
+    for (let i = 0; i < data.byteLength && i < maxPrefixBytes; i++) {
+      const b = data.get(i)
+      value += (b & 0x7f) * 2 ** (7 * i)
+      if (b < 0x80) return value
+    }
+    if (data.byteLength >= maxPrefixBytes) throw new LengthPrefixTooLongError(`length prefix longer than ${maxPrefixBytes} bytes`)
+    throw new RangeError('incomplete length prefix')
+  }
+}
+
 export function framed (stream: Stream, maxMessageBytes: number, maxBufferBytes?: number): FramedStream {
-  return lpStream(stream, { maxDataLength: maxMessageBytes, ...(maxBufferBytes !== undefined ? { maxBufferSize: maxBufferBytes } : {}) })
+  const maxLengthLength = varintLength(maxMessageBytes)
+  return lpStream(stream, {
+    maxDataLength: maxMessageBytes,
+    maxLengthLength,
+    lengthDecoder: lengthDecoder(maxLengthLength),
+    ...(maxBufferBytes !== undefined ? { maxBufferSize: maxBufferBytes } : {})
+  })
 }
 
 export type MessageErrorKind = 'timeout' | 'oversize' | 'stream' | 'malformed'
@@ -34,11 +71,36 @@ export class MessageError extends Error {
   }
 }
 
+/** Errors from the framing that mean "the declared length is larger than allowed". */
+const OVERSIZE_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'LengthPrefixTooLongError'])
+
 /** Writes one message; returns the exact bytes sent (protocols that keep a transcript need them). */
 export async function writeMessage (lp: FramedStream, value: unknown, signal: AbortSignal): Promise<Uint8Array> {
   const bytes = encodeCanonical(value)
   await lp.write(bytes, { signal })
   return bytes
+}
+
+/**
+ * Decodes and checks one message body: canonical DAG-CBOR (pre-scanned, so deep or huge shapes are
+ * refused before decoding) that passes `schema`. Every refusal is MessageError 'malformed'; its
+ * cause is the RecordError (with its code) when the CBOR itself was refused.
+ */
+export function decodeMessage<S extends z.ZodType> (bytes: Uint8Array, schema: S): z.output<S> {
+  let decoded: unknown
+  try {
+    decoded = decodeCanonical(bytes)
+  } catch (err) {
+    throw new MessageError('malformed', `not canonical DAG-CBOR: ${(err as Error).message}`, { cause: err })
+  }
+  let parsed
+  try {
+    parsed = schema.safeParse(decoded)
+  } catch (err) {
+    throw new MessageError('malformed', `unexpected message: ${(err as Error).message}`, { cause: err })
+  }
+  if (!parsed.success) throw new MessageError('malformed', `unexpected message: ${parsed.error.issues[0]?.message ?? ''}`)
+  return parsed.data
 }
 
 /** Reads one message and checks it; returns the value and the exact bytes received. */
@@ -48,16 +110,8 @@ export async function readMessage<S extends z.ZodType> (lp: FramedStream, schema
     bytes = (await lp.read({ signal })).subarray()
   } catch (err) {
     if (signal.aborted) throw new MessageError('timeout', 'the peer did not answer in time', { cause: err })
-    if ((err as Error).name === 'InvalidDataLengthError') throw new MessageError('oversize', 'message larger than allowed', { cause: err })
+    if (OVERSIZE_ERRORS.has((err as Error).name)) throw new MessageError('oversize', `message larger than allowed: ${(err as Error).message}`, { cause: err })
     throw new MessageError('stream', `stream failed: ${(err as Error).message}`, { cause: err })
   }
-  let decoded: unknown
-  try {
-    decoded = decodeCanonical(bytes)
-  } catch (err) {
-    throw new MessageError('malformed', `not canonical DAG-CBOR: ${(err as Error).message}`, { cause: err })
-  }
-  const parsed = schema.safeParse(decoded)
-  if (!parsed.success) throw new MessageError('malformed', `unexpected message: ${parsed.error.issues[0]?.message ?? ''}`)
-  return { value: parsed.data, bytes }
+  return { value: decodeMessage(bytes, schema), bytes }
 }

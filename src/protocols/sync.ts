@@ -57,6 +57,8 @@ const wantMsg = z.strictObject({ want: z.array(did).max(SYNC_MAX_WANT) })
 const recordsMsg = z.strictObject({ records: z.array(bytes()).max(SYNC_MAX_WANT) })
 const doneMsg = z.strictObject({ done: z.literal(true) })
 const requestMsg = z.union([bucketsMsg, wantMsg, doneMsg])
+/** Every message schema, for docs/PROTOCOLS.md's vectors and the fuzzer. */
+export const SYNC_MESSAGES = { summary: summaryMsg, buckets: bucketsMsg, entries: entriesMsg, want: wantMsg, records: recordsMsg, done: doneMsg, request: requestMsg }
 
 export interface SyncResult {
   peer: string

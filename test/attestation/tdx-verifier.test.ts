@@ -1,6 +1,9 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { webcrypto, X509Certificate } from 'node:crypto'
+import 'reflect-metadata'
+import * as x509 from '@peculiar/x509'
 import fc from 'fast-check'
 import { verifyTdxQuote } from '../../src/attestation/tdx-verifier.js'
 import { parseTdxQuote } from '../../src/attestation/quote.js'
@@ -8,7 +11,7 @@ import { intelTrustAnchor, trustAnchorFromDer, INTEL_SGX_ROOT_CA_SHA256, type Tr
 import { createTestPki, createCollateral, createQuote, testRootDer, type TestPki } from '../../src/attestation/simulator.js'
 import { AttestationError } from '../../src/attestation/errors.js'
 import { tcbPolicy } from '../../src/attestation/policy.js'
-import type { Collateral } from '../../src/attestation/collateral.js'
+import { parseCollateral, type Collateral } from '../../src/attestation/collateral.js'
 import { fixture, flip, FIXTURES, needsFixtures } from '../helpers/tdx.js'
 
 const intel = intelTrustAnchor()
@@ -157,5 +160,155 @@ describe('TDX verification: the simulator and its TEST-ONLY root', () => {
     assert.equal(wrongMr.code, 'MEASUREMENT_MISMATCH')
     const wrongRd = await verifyTdxQuote(quote, collateral, { anchor, atUnixSecs: now(), policy: { ...tcbPolicy(), reportData: new Uint8Array(64) } })
     assert.equal(wrongRd.code, 'REPORT_DATA_MISMATCH')
+  })
+})
+
+// --- Codes that say what failed (hardening issue): collateral, chain signatures, certificate encoding.
+
+const u16le = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b }
+const u32le = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
+
+/** The quote with another PEM chain in its certification data (the chain is not under any signature). */
+function withPckChain (quote: Uint8Array, pem: string): Uint8Array {
+  const q = parseTdxQuote(quote)
+  const chain = Buffer.concat([Buffer.from(pem, 'latin1'), Buffer.from([0])])
+  const certData = Buffer.concat([q.qeReportBytes, q.qeReportSignature, u16le(q.qeAuthData.length), q.qeAuthData, u16le(5), u32le(chain.length), chain])
+  const sigData = Buffer.concat([q.signature, q.attestationKey, u16le(6), u32le(certData.length), certData])
+  return Buffer.concat([q.signedBytes, u32le(sigData.length), sigData])
+}
+
+const pemBlocks = (pem: string): Uint8Array[] => [...pem.matchAll(/-----BEGIN CERTIFICATE-----\n?([^-]*)-----END CERTIFICATE-----/g)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'))
+const toPem = (ders: Uint8Array[]) => ders.map((d) => `-----BEGIN CERTIFICATE-----\n${(Buffer.from(d).toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`).join('')
+const chainOf = (quote: Uint8Array) => pemBlocks(parseTdxQuote(quote).pckChainPem)
+
+/** A DER certificate with one byte of its signature value (the last byte of s) flipped: still DER, no longer a valid signature. */
+const badSignature = (der: Uint8Array) => flip(der, der.length - 1)
+
+/** A DER certificate with its public key's last coordinate byte flipped: parses, but the point is off the curve. */
+function badPublicKey (der: Uint8Array): Uint8Array {
+  const spki = new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' })
+  return flip(der, Buffer.from(der).indexOf(spki) + spki.length - 1)
+}
+
+/** Re-issues `cert` (same names, key, validity and extensions) signed by `key` instead of its issuer. */
+async function resigned (cert: x509.X509Certificate, key: webcrypto.CryptoKey): Promise<x509.X509Certificate> {
+  return await x509.X509CertificateGenerator.create({
+    serialNumber: cert.serialNumber,
+    subject: cert.subjectName,
+    issuer: cert.issuerName,
+    publicKey: cert.publicKey,
+    signingKey: key,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    extensions: cert.extensions
+  })
+}
+
+const strayKey = async () => (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])).privateKey
+const signJson = async (pki: TestPki, text: string) => Buffer.from(await webcrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pki.keys.tcb.privateKey, Buffer.from(text))).toString('hex')
+const certPem = (...certs: x509.X509Certificate[]) => certs.map((c) => c.toString('pem')).join('\n') + '\n'
+
+describe('TDX verification: verdict codes say what failed', () => {
+  let pki: TestPki
+  let collateral: Collateral
+  let anchor: TrustAnchor
+  let quote: Uint8Array
+  const now = () => Math.floor(Date.now() / 1000)
+  const verify = async (q: Uint8Array, c: unknown = collateral) => await verifyTdxQuote(q, c as Collateral, { anchor, atUnixSecs: now() })
+  before(async () => {
+    pki = await createTestPki()
+    collateral = await createCollateral(pki)
+    anchor = trustAnchorFromDer(testRootDer(pki))
+    quote = await createQuote(pki)
+  })
+
+  it('collateral that does not parse, or is of the wrong shape, is COLLATERAL_MALFORMED (never QUOTE_MALFORMED or VERIFIER_FAILED)', async () => {
+    const malformed = (e: unknown) => e instanceof AttestationError && e.code === 'COLLATERAL_MALFORMED'
+    assert.throws(() => parseCollateral('{"pck_crl_issuer_chain":'), malformed)
+    assert.throws(() => parseCollateral({ ...collateral, tcb_info: '{"id":"TDX",' }), malformed)
+    assert.throws(() => parseCollateral({ ...collateral, qe_identity: JSON.stringify({ id: 'TD_QE' }) }), malformed)
+
+    // Objects built by the caller get the same checks: TCB Info / QE Identity that are not JSON, a missing CRL.
+    assert.equal((await verify(quote, { ...collateral, tcb_info: '{"id":"TDX",' })).code, 'COLLATERAL_MALFORMED')
+    assert.equal((await verify(quote, { ...collateral, qe_identity: 'not json' })).code, 'COLLATERAL_MALFORMED')
+    assert.equal((await verify(quote, { ...collateral, pck_crl: undefined })).code, 'COLLATERAL_MALFORMED')
+
+    // Validly signed, wrong shape: a TDX module identity without its signer, QE Identity levels that are not a list.
+    const tcbInfo = JSON.parse(collateral.tcb_info)
+    delete tcbInfo.tdxModuleIdentities[0].mrsigner
+    const tcbText = JSON.stringify(tcbInfo)
+    const noSigner = await verify(quote, { ...collateral, tcb_info: tcbText, tcb_info_signature: await signJson(pki, tcbText) })
+    assert.equal(noSigner.code, 'COLLATERAL_MALFORMED', noSigner.reason)
+    const qeText = JSON.stringify({ ...JSON.parse(collateral.qe_identity), tcbLevels: { isvsvn: 4 } })
+    const badLevels = await verify(quote, { ...collateral, qe_identity: qeText, qe_identity_signature: await signJson(pki, qeText) })
+    assert.equal(badLevels.code, 'COLLATERAL_MALFORMED', badLevels.reason)
+
+    // A PEM block in the collateral that does not decode is the collateral's fault, not the quote's.
+    const signing = collateral.tcb_info_issuer_chain.replace(/(-----BEGIN CERTIFICATE-----\n)MII/, '$1AAA')
+    assert.equal((await verify(quote, { ...collateral, tcb_info_issuer_chain: signing })).code, 'COLLATERAL_MALFORMED')
+  })
+
+  it('a certificate whose signature does not verify under its (correctly named) issuer is *_CHAIN_SIGNATURE, not ROOT_MISMATCH', async () => {
+    // The PCK leaf re-signed by a stray key; the platform CA re-signed by a stray key: names, keys and extensions unchanged.
+    const leafForged = await verify(await createQuote({ ...pki, pckLeaf: await resigned(pki.pckLeaf, await strayKey()) }))
+    assert.equal(leafForged.code, 'PCK_CHAIN_SIGNATURE', leafForged.reason)
+    const caForged = await verify(await createQuote({ ...pki, pckCa: await resigned(pki.pckCa, await strayKey()) }))
+    assert.equal(caForged.code, 'PCK_CHAIN_SIGNATURE', caForged.reason)
+    // The TCB signing certificate of the collateral, re-signed.
+    const signer = certPem(await resigned(pki.tcbSigner, await strayKey()), pki.root)
+    const signingForged = await verify(quote, { ...collateral, tcb_info_issuer_chain: signer, qe_identity_issuer_chain: signer })
+    assert.equal(signingForged.code, 'SIGNING_CHAIN_SIGNATURE', signingForged.reason)
+
+    // ROOT_MISMATCH keeps its meaning: the chain's top is not the anchor (a shipped root, or the issuer of its top CA).
+    const [leaf, ca] = chainOf(quote) as [Uint8Array, Uint8Array]
+    const underIntel = await verifyTdxQuote(withPckChain(quote, toPem([leaf, ca])), collateral, { anchor: intel, atUnixSecs: now() })
+    assert.equal(underIntel.code, 'ROOT_MISMATCH', underIntel.reason)
+  })
+
+  it('real quote: a bad signature on the platform CA or on the PCK leaf is PCK_CHAIN_SIGNATURE', needsFixtures, async () => {
+    const { quote: real, collateral: realCollateral, at } = fixture('v4-uptodate')
+    const [leaf, ca, root] = chainOf(real) as [Uint8Array, Uint8Array, Uint8Array]
+    for (const [what, chain] of [['platform CA', [leaf, badSignature(ca), root]], ['PCK leaf', [badSignature(leaf), ca, root]]] as const) {
+      const r = await verifyTdxQuote(withPckChain(real, toPem([...chain])), realCollateral, { anchor: intel, atUnixSecs: at })
+      assert.equal(r.code, 'PCK_CHAIN_SIGNATURE', `${what}: ${r.reason}`)
+    }
+    const unchanged = await verifyTdxQuote(withPckChain(real, toPem([leaf, ca, root])), realCollateral, { anchor: intel, atUnixSecs: at })
+    assert.equal(unchanged.accepted, true, unchanged.reason)
+  })
+
+  it('certificates in the quote that do not decode (PEM, base64, DER, public key) are CERT_MALFORMED', needsFixtures, async () => {
+    const { quote: real, collateral: realCollateral, at } = fixture('v4-uptodate')
+    const pem = parseTdxQuote(real).pckChainPem
+    const [leaf, ca, root] = chainOf(real) as [Uint8Array, Uint8Array, Uint8Array]
+    const second = pem.indexOf('-----BEGIN CERTIFICATE-----', 10) + 200
+    const cases: Array<[string, string]> = [
+      ['a character of a base64 body corrupted', pem.slice(0, second) + '*' + pem.slice(second + 1)],
+      ['a base64 body that is not DER', toPem([leaf, Buffer.from('30820100' + 'ab'.repeat(256), 'hex'), root])],
+      ['a certificate with bytes after it', toPem([leaf, Buffer.concat([ca, Buffer.from([0])]), root])],
+      ['the shipped root with a public key off the curve', toPem([leaf, ca, badPublicKey(root)])],
+      ['text between the PEM blocks', toPem([leaf, ca]) + 'garbage\n' + toPem([root])]
+    ]
+    for (const [what, chain] of cases) {
+      const r = await verifyTdxQuote(withPckChain(real, chain), realCollateral, { anchor: intel, atUnixSecs: at })
+      assert.equal(r.code, 'CERT_MALFORMED', `${what}: ${r.code ?? 'accepted'} ${r.reason ?? ''}`)
+    }
+  })
+
+  it('2000 random byte flips over the certification data of a simulated quote: never VERIFIER_FAILED, never a throw', async () => {
+    const q = parseTdxQuote(quote)
+    const start = q.signedBytes.length + 4 + 64 + 64 + 6
+    const original = chainOf(quote).map((d) => Buffer.from(d).toString('hex')).join()
+    const seen = new Map<string, number>()
+    await fc.assert(fc.asyncProperty(fc.integer({ min: start, max: quote.length - 1 }), fc.integer({ min: 1, max: 255 }), async (offset, xor) => {
+      const bytes = Uint8Array.from(quote)
+      bytes[offset] = (bytes[offset] as number) ^ xor
+      const r = await verify(bytes)
+      seen.set(r.code ?? 'ACCEPTED', (seen.get(r.code ?? 'ACCEPTED') ?? 0) + 1)
+      assert.notEqual(r.code, 'VERIFIER_FAILED', `offset ${offset} ^ ${xor}: ${r.reason}`)
+      // Only whitespace between PEM blocks is unsigned and free: what is accepted carries the same certificates.
+      if (r.accepted) assert.equal(chainOf(bytes).map((d) => Buffer.from(d).toString('hex')).join(), original, `accepted a change at ${offset}`)
+    }), { numRuns: 2000, seed: 11 })
+    for (const code of ['CERT_MALFORMED', 'PCK_CHAIN_SIGNATURE', 'QE_REPORT_SIGNATURE']) assert.ok((seen.get(code) ?? 0) > 0, `no ${code} among ${JSON.stringify([...seen])}`)
   })
 })

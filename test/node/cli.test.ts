@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm, stat, writeFile, readFile, chmod } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runCli } from '../helpers/cli.js'
+import { runCli, spawnCli } from '../helpers/cli.js'
 
 const draft = {
   schemesSupported: ['vm.ssh'],
@@ -81,5 +81,28 @@ describe('cmesh CLI', () => {
     const missing = await runCli(['audit', 'nope.cbor'], dir)
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /INPUT_INVALID: cannot read nope\.cbor: ENOENT/)
+  })
+
+  it('start: bad --api-port and addresses are usage errors (exit 2); a config bootstrap without /p2p/ is CONFIG_INVALID', async () => {
+    for (const args of [['--api-port', 'abc'], ['--api-port', '70000'], ['--listen', 'garbage'], ['--bootstrap', '/ip4/127.0.0.1/tcp/4001']]) {
+      const r = await runCli(['start', '--data', join(dir, 'never'), ...args], dir)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, /error: option/)
+    }
+    await writeFile(join(dir, 'boot.json'), JSON.stringify({ dataDir: join(dir, 'never'), bootstrap: ['/ip4/127.0.0.1/tcp/4001'] }))
+    const r = await runCli(['start', '--config', 'boot.json'], dir)
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /^cmesh: CONFIG_INVALID: config: bootstrap\.0: .*needs \/p2p\//m)
+    await writeFile(join(dir, 'expiry.json'), JSON.stringify({ dataDir: join(dir, 'never'), card: { ...draft, expiresAtUnixSecs: 1 } }))
+    const fixed = await runCli(['start', '--config', 'expiry.json'], dir)
+    assert.equal(fixed.code, 1)
+    assert.match(fixed.stderr, /CONFIG_INVALID: config: card\.expiresAtUnixSecs: set by the node/)
+    await assert.rejects(stat(join(dir, 'never')), 'nothing was created for a start that could not begin')
+  })
+
+  it('the binary itself: a spawned keygen (smoke test)', async () => {
+    const r = await spawnCli(['keygen', '--data', 'spawned', '--json'], dir)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(JSON.parse(r.stdout).did, /^did:key:z6Mk/)
   })
 })

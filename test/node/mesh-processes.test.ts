@@ -17,12 +17,13 @@ describe(`a ${N}-node mesh in separate processes`, () => {
     for (let i = 1; i < N; i++) procs.push(await startNodeProcess(['--bootstrap', seedAddr], config))
     await Promise.all(procs.map((p) => listenAddress(p)))
 
+    // The statuses that showed convergence are the ones asserted on: a second round could meet a
+    // node too busy to answer in time (10 processes on 2 cores), which says nothing about the mesh.
+    let statuses: any[] = []
     await waitFor(`all ${N} nodes show ${N} cards`, async () => {
-      const statuses = await Promise.all(procs.map(apiStatus))
+      statuses = await Promise.all(procs.map(apiStatus))
       return statuses.every((s) => s?.collection?.shown === N)
-    }, 90_000, 500)
-
-    const statuses = await Promise.all(procs.map(apiStatus))
+    }, 120_000, 500)
     assert.equal(new Set(statuses.map((s) => s.peerId)).size, N)
     for (const s of statuses) assert.equal(s.gossip.cards.reject, 0)
 

@@ -1,0 +1,420 @@
+/**
+ * What the fuzzer feeds and to which decoder: signed records (decodeRecord, with the type lists
+ * gossip and sync use), every stream message (decodeMessage: decodeCanonical + the protocol's
+ * schema, see wire-schemas.ts), TDX quotes (parseTdxQuote, and verifyTdxQuote on fewer inputs)
+ * and collateral (parseCollateral, and verification with it). Seeds are built here from fixed
+ * keys and the TEST-ONLY quote simulator, so every run starts from the same bytes.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { webcrypto } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { z } from 'zod'
+import { sha256 } from '@noble/hashes/sha2.js'
+import {
+  identityFromSeed, signRecord, decodeRecord, rateTableDigest, encodeCanonical, rawCidForBytes, utf8, toHex, bytesEqual,
+  ProviderCardType, RetirementType, CcrfpType, COLLECTION_RECORD_TYPES, RecordError, SUMMARY_BUCKETS,
+  type AnyRecordType, type Identity, type ProviderCard, type Rate, type SignedRecord
+} from '../../src/market/index.js'
+import { decodeMessage, MessageError } from '../../src/protocols/messages.js'
+import { parseTdxQuote, type TdxQuote } from '../../src/attestation/quote.js'
+import { parseCollateral, type Collateral } from '../../src/attestation/collateral.js'
+import { AttestationError } from '../../src/attestation/errors.js'
+import { verifyTdxQuote } from '../../src/attestation/tdx-verifier.js'
+import { trustAnchorFromDer, type TrustAnchor } from '../../src/attestation/trust-anchor.js'
+import { tcbPolicy } from '../../src/attestation/policy.js'
+import { createTestPki, createCollateral, createQuote, testRootDer, type TestPki } from '../../src/attestation/simulator.js'
+import { parseTree, type CborNode } from './cbor-tree.js'
+import { collectDonors, mutateCbor, type Mutant } from './mutate-cbor.js'
+import { mutateQuote, quoteParts } from './mutate-quote.js'
+import { mutateCollateral } from './mutate-json.js'
+import { syncSchema, attestSchema, evidenceSchema, type WireSchema } from './wire-schemas.js'
+import type { Acceptance, FuzzTarget } from './harness.js'
+import type { Rng } from './rng.js'
+import { copy } from './copy.js'
+
+const T0 = 1_800_000_000
+
+export function fuzzIdentity (i: number): Identity {
+  return identityFromSeed(sha256(utf8(`cmesh fuzz identity ${i}`)))
+}
+
+function card (identity: Identity, overrides: Partial<ProviderCard> = {}): Uint8Array {
+  const rates: Rate[] = overrides.rates ?? [
+    { backend: 'local', cpuHourWei: 1000n, memoryGiBHourWei: 100n, diskGiBHourWei: 10n },
+    { backend: 'aws', region: 'eu-west-1', cpuHourWei: 2000n, memoryGiBHourWei: 200n, diskGiBHourWei: 20n }
+  ]
+  const value: ProviderCard = {
+    providerId: identity.did,
+    schemesSupported: ['vm.ssh'],
+    attestationLevel: 'Software',
+    attestationDigest: sha256(utf8('software identity')),
+    capacityPerSecond: 10,
+    feePerPartialWei: 1_000_000_000n,
+    committedAtUnixSecs: T0,
+    expiresAtUnixSecs: T0 + 3600,
+    backends: [
+      { name: 'local', kind: 'local', regions: ['local'], maxCpu: 4, maxMemoryMiB: 8192, maxDiskGiB: 50, tdx: false },
+      { name: 'aws', kind: 'aws-ec2', regions: ['eu-west-1', 'us-east-1'], maxCpu: 64, maxMemoryMiB: 262144, maxDiskGiB: 2000, tdx: true }
+    ],
+    rates,
+    rateTableDigest: rateTableDigest(rates),
+    listenAddrs: ['/ip4/127.0.0.1/tcp/4001'],
+    ...overrides
+  }
+  return copy(signRecord(ProviderCardType, value, identity).bytes)
+}
+
+interface RecordSeeds { bytes: Uint8Array[], signers: Identity[] }
+
+function recordSeeds (): Record<'card' | 'retirement' | 'ccrfp', RecordSeeds> {
+  const a = fuzzIdentity(1)
+  const b = fuzzIdentity(2)
+  const c = fuzzIdentity(3)
+  const quoteCid = rawCidForBytes(utf8('quote'))
+  const collateralCid = rawCidForBytes(utf8('collateral'))
+  return {
+    card: {
+      bytes: [
+        card(a),
+        card(b, {
+          attestationLevel: 'TdxRemote',
+          evidence: { quote: quoteCid, collateral: collateralCid },
+          successor: c.did,
+          buildRecipe: { source: 'https://example.org/image.git', command: 'make manifest', manifest: 'out/manifest.json' },
+          schemesSupported: ['vm.ssh', 'vm.ssh.tdx'],
+          listenAddrs: ['/ip4/127.0.0.1/tcp/4001', '/dns4/node.example.org/tcp/4001']
+        }),
+        card(c, { rates: [] })
+      ],
+      signers: [a, b, c]
+    },
+    retirement: {
+      bytes: [
+        copy(signRecord(RetirementType, { providerId: a.did, retiredAtUnixSecs: T0 }, a).bytes),
+        copy(signRecord(RetirementType, { providerId: b.did, retiredAtUnixSecs: T0 + 1, successor: c.did, reason: 'key rotation' }, b).bytes)
+      ],
+      signers: [a, b]
+    },
+    ccrfp: {
+      bytes: [
+        copy(signRecord(CcrfpType, {
+          requester: a.did,
+          createdAtUnixSecs: T0,
+          resources: { cpu: 2, memoryMiB: 4096, diskGiB: 20 },
+          role: 'worker',
+          requirements: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 18n, durationSecs: 3600, bidWindowSecs: 30 },
+          userDataDigest: sha256(utf8('user data'))
+        }, a).bytes),
+        copy(signRecord(CcrfpType, {
+          requester: b.did,
+          createdAtUnixSecs: T0 + 5,
+          resources: { cpu: 8, memoryMiB: 16384, diskGiB: 100 },
+          region: 'eu-west-1',
+          role: 'builder',
+          requirements: { scheme: 'vm.ssh', tdx: true, floor: 'TdxRemote', expectedMeasurements: sha256(utf8('manifest')), priceCapWei: 5n, durationSecs: 600, bidWindowSecs: 600 },
+          userDataDigest: sha256(utf8('other user data'))
+        }, b).bytes)
+      ],
+      signers: [a, b]
+    }
+  }
+}
+
+function trees (seeds: Uint8Array[]): Array<CborNode | undefined> {
+  return seeds.map((s) => { try { return parseTree(s) } catch { return undefined } })
+}
+
+const hexSet = (seeds: Uint8Array[]): Set<string> => new Set(seeds.map(toHex))
+
+/**
+ * CBOR mutants; a quarter of those that still decode are re-encoded canonically, so they get past
+ * the canonical check to the type, schema and signature steps instead of stopping at it.
+ */
+function cborMutator (seeds: Uint8Array[], extraDonors: Uint8Array[] = []): (rng: Rng, seed: number) => Mutant {
+  const parsed = trees(seeds)
+  const init = collectDonors([...parsed, ...trees(extraDonors)].filter((t): t is CborNode => t !== undefined))
+  return (rng, i) => {
+    const m = mutateCbor(rng, seeds[i] as Uint8Array, parsed[i], init)
+    if (!rng.chance(0.25)) return m
+    try {
+      return { bytes: copy(encodeCanonical(dagCbor.decode(m.bytes))), ops: [...m.ops, 'canonical'] }
+    } catch {
+      return m
+    }
+  }
+}
+
+/** Re-signs a mutated record's map with the seed's key now and then, so the schema and semantic checks see it. */
+function resigning (mutate: (rng: Rng, seed: number) => Mutant, signers: Identity[]): (rng: Rng, seed: number) => Mutant {
+  return (rng, i) => {
+    const m = mutate(rng, i)
+    if (!rng.chance(0.2)) return m
+    let map: unknown
+    try { map = dagCbor.decode(m.bytes) } catch { return m }
+    if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array) return m
+    const { sig: _sig, ...body } = map as Record<string, unknown>
+    let encoded: Uint8Array
+    try { encoded = encodeCanonical(body) } catch { return m }
+    const sig = (signers[i] as Identity).sign(new Uint8Array([...utf8('cmesh/record-sig/v1\0'), ...encoded]))
+    try {
+      return { bytes: encodeCanonical({ ...body, sig }), ops: [...m.ops, 'resign'], resigned: true }
+    } catch {
+      return m
+    }
+  }
+}
+
+function recordTarget (name: string, seeds: RecordSeeds, types: readonly AnyRecordType[], note: string): FuzzTarget {
+  const originals = hexSet(seeds.bytes)
+  return {
+    name,
+    seeds: seeds.bytes,
+    mutate: resigning(cborMutator(seeds.bytes), seeds.signers),
+    decode: (bytes) => decodeRecord(bytes, types),
+    codeOf: (err) => err instanceof RecordError ? err.code : undefined,
+    isCatchAll: (err) => err instanceof RecordError && (err.meta as { unexpected?: boolean }).unexpected === true,
+    // decodeRecord only accepts canonical bytes, so an equivalent encoding cannot exist.
+    classify: (value) => originals.has(toHex((value as SignedRecord<unknown>).bytes)) ? 'original' : 'other',
+    signed: true,
+    note
+  }
+}
+
+function messageCode (err: unknown): string | undefined {
+  if (!(err instanceof MessageError) || err.kind !== 'malformed') return undefined
+  const cause = (err as { cause?: unknown }).cause
+  return cause instanceof RecordError ? `malformed/${cause.code}` : cause === undefined ? 'malformed/schema' : 'malformed/schema-threw'
+}
+
+function wireTarget (name: string, seedValues: unknown[], wire: WireSchema, extraDonors: Uint8Array[] = []): FuzzTarget {
+  const seeds = seedValues.map((v) => copy(encodeCanonical(v)))
+  const originals = hexSet(seeds)
+  const schema = wire.schema ?? z.unknown()
+  return {
+    name,
+    seeds,
+    mutate: cborMutator(seeds, extraDonors),
+    decode: (bytes) => decodeMessage(bytes, schema),
+    codeOf: messageCode,
+    isCatchAll: (err) => messageCode(err) === 'malformed/schema-threw',
+    classify: (value) => {
+      let again: Uint8Array
+      try { again = encodeCanonical(value) } catch { return 'other' }
+      return originals.has(toHex(again)) ? 'original' : 'other'
+    },
+    signed: false,
+    note: `schema: ${wire.source}`
+  }
+}
+
+/** A sync records message, then every record in it as applyBatch decodes them: records accepted must be seed records. */
+function syncRecordsTarget (recordBytes: Uint8Array[], wire: WireSchema): FuzzTarget {
+  const base = wireTarget('sync.records+records', [{ records: recordBytes }, { records: recordBytes.slice(0, 1) }], wire, recordBytes)
+  const known = hexSet(recordBytes)
+  return {
+    ...base,
+    decode: (bytes) => {
+      const msg = decodeMessage(bytes, wire.schema ?? z.strictObject({ records: z.array(z.custom<Uint8Array>((v) => v instanceof Uint8Array)) }))
+      const records = (msg as { records?: unknown }).records
+      if (!Array.isArray(records)) return { accepted: [] }
+      const accepted: Uint8Array[] = []
+      for (const r of records) {
+        try {
+          accepted.push(decodeRecord(r as Uint8Array, COLLECTION_RECORD_TYPES).bytes)
+        } catch (err) {
+          if (!(err instanceof RecordError)) throw err
+        }
+      }
+      return { accepted }
+    },
+    classify: (value) => ((value as { accepted: Uint8Array[] }).accepted.every((b) => known.has(toHex(b))) ? 'original' : 'other'),
+    signed: true,
+    note: `${base.note ?? ''}; every record through decodeRecord as sync's applyBatch does (a record refused inside is fine, one accepted must be a seed)`
+  }
+}
+
+class Refusal extends Error {
+  constructor (readonly code: string, message: string) { super(message) }
+}
+
+const attestationCode = (err: unknown): string | undefined => err instanceof AttestationError ? err.code : err instanceof Refusal ? err.code : undefined
+
+function quoteFingerprint (q: TdxQuote): string {
+  return [q.signedBytes, q.signature, q.attestationKey, q.qeReportBytes, q.qeReportSignature, q.qeAuthData].map(toHex).join('|') + `|${q.pckChainPem}|${q.paddingBytes}`
+}
+
+/** Collateral by meaning: hex case and PEM layout aside. */
+function collateralFingerprint (c: Collateral): string {
+  const der = (pem: string): string => [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64').toString('hex')).join(',')
+  return JSON.stringify([der(c.pck_crl_issuer_chain), c.root_ca_crl.toLowerCase(), c.pck_crl.toLowerCase(), der(c.tcb_info_issuer_chain), c.tcb_info,
+    c.tcb_info_signature.toLowerCase(), der(c.qe_identity_issuer_chain), c.qe_identity, c.qe_identity_signature.toLowerCase()])
+}
+
+export interface AttestationFixtures {
+  pki: TestPki
+  anchor: TrustAnchor
+  atUnixSecs: number
+  quotes: Uint8Array[]
+  collateral: Collateral
+  /** Real Intel quotes and collateral from ../shared/fixtures/tdx, when present (parse targets only). */
+  realQuotes: Uint8Array[]
+  realCollateral: string[]
+}
+
+export async function attestationFixtures (): Promise<AttestationFixtures> {
+  const pki = await createTestPki({ seed: 'cmesh fuzz TEST-ONLY PKI', now: new Date('2026-01-01T00:00:00Z') })
+  // Plain Uint8Array copies: the simulator returns Buffers, whose slice() is a view, not a copy.
+  const quotes = [
+    Uint8Array.from(await createQuote(pki, { reportData: sha256(utf8('binding')) })),
+    Uint8Array.from(await createQuote(pki, { mrTd: sha256(utf8('mrtd')), rtmr: [sha256(utf8('rtmr0'))], mrConfigId: sha256(utf8('config')) }))
+  ]
+  const realQuotes: Uint8Array[] = []
+  const realCollateral: string[] = []
+  const dir = fileURLToPath(new URL('../../../shared/fixtures/tdx/', import.meta.url))
+  if (existsSync(dir)) {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue
+      const q = `${dir}${entry.name}/quote.bin`
+      const c = `${dir}${entry.name}/collateral.json`
+      if (existsSync(q)) realQuotes.push(Uint8Array.from(readFileSync(q)))
+      if (existsSync(c)) realCollateral.push(readFileSync(c, 'utf8'))
+    }
+  }
+  return { pki, anchor: trustAnchorFromDer(testRootDer(pki)), atUnixSecs: Math.floor(+pki.now / 1000), quotes, collateral: await createCollateral(pki), realQuotes, realCollateral }
+}
+
+function quoteTargets (fx: AttestationFixtures): FuzzTarget[] {
+  const parseSeeds = [...fx.quotes, ...fx.realQuotes]
+  const parts = parseSeeds.map(quoteParts)
+  const parsedOriginals = new Set(parseSeeds.map((q) => quoteFingerprint(parseTdxQuote(q))))
+  const mutate = (seeds: Uint8Array[]) => (rng: Rng, i: number): Mutant => mutateQuote(rng, seeds[i] as Uint8Array, parts[i] as ReturnType<typeof quoteParts>)
+  const signedBodies = new Set(fx.quotes.map((q) => toHex(parseTdxQuote(q).signedBytes)))
+  return [
+    {
+      name: 'quote.parse',
+      seeds: parseSeeds,
+      mutate: mutate(parseSeeds),
+      decode: (bytes) => parseTdxQuote(bytes),
+      codeOf: attestationCode,
+      classify: (value) => parsedOriginals.has(quoteFingerprint(value as TdxQuote)) ? 'original' : 'other',
+      signed: false,
+      note: `${fx.quotes.length} simulator quotes${fx.realQuotes.length > 0 ? `, ${fx.realQuotes.length} real Intel quotes` : ' (no real Intel quotes in ../shared/fixtures/tdx)'}`
+    },
+    {
+      name: 'quote.verify',
+      seeds: fx.quotes,
+      mutate: mutate(fx.quotes),
+      decode: async (bytes) => {
+        const r = await verifyTdxQuote(bytes, fx.collateral, { anchor: fx.anchor, atUnixSecs: fx.atUnixSecs, policy: tcbPolicy() })
+        if (!r.accepted) throw new Refusal(r.code ?? 'NO_CODE', r.reason ?? '')
+        return parseTdxQuote(bytes)
+      },
+      codeOf: attestationCode,
+      isCatchAll: (err) => err instanceof Refusal && err.code === 'VERIFIER_FAILED',
+      // The attested content is the signed header and body; the rest (chain layout, padding) may differ and still mean the same.
+      classify: (value, bytes): Acceptance => {
+        const q = value as TdxQuote
+        if (!signedBodies.has(toHex(q.signedBytes))) return 'other'
+        return fx.quotes.some((s) => bytesEqual(s, bytes)) ? 'original' : 'equivalent'
+      },
+      signed: true,
+      expensive: true,
+      note: 'verifyTdxQuote under the simulator root with its collateral; accepted = verdict accepted'
+    }
+  ]
+}
+
+function collateralTargets (fx: AttestationFixtures): FuzzTarget[] {
+  const text = JSON.stringify(fx.collateral)
+  const seeds = [utf8(text), ...fx.realCollateral.map(utf8)]
+  const originals = new Set(seeds.map((s) => collateralFingerprint(parseCollateral(new TextDecoder().decode(s)))))
+  const decodeText = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
+  const tcbKey = fx.pki.keys.tcb.privateKey
+  const signer = async (_field: string, signed: string): Promise<string> =>
+    Buffer.from(await webcrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, tcbKey, utf8(signed))).toString('hex')
+  const classify = (value: unknown, bytes: Uint8Array): Acceptance => {
+    if (!originals.has(collateralFingerprint(value as Collateral))) return 'other'
+    return seeds.some((s) => bytesEqual(s, bytes)) ? 'original' : 'equivalent'
+  }
+  const verifySeed = fx.quotes[0] as Uint8Array
+  return [
+    {
+      name: 'collateral.parse',
+      seeds,
+      mutate: async (rng, i) => await mutateCollateral(rng, seeds[i] as Uint8Array),
+      decode: (bytes) => parseCollateral(decodeText(bytes)),
+      codeOf: attestationCode,
+      classify,
+      signed: false,
+      note: `simulator collateral${fx.realCollateral.length > 0 ? ` and ${fx.realCollateral.length} real ones` : ''}`
+    },
+    {
+      name: 'collateral.verify',
+      seeds: [utf8(text)],
+      mutate: async (rng, i) => await mutateCollateral(rng, seeds[i] as Uint8Array, signer),
+      decode: async (bytes) => {
+        const c = parseCollateral(decodeText(bytes))
+        const r = await verifyTdxQuote(verifySeed, c, { anchor: fx.anchor, atUnixSecs: fx.atUnixSecs, policy: tcbPolicy() })
+        if (!r.accepted) throw new Refusal(r.code ?? 'NO_CODE', r.reason ?? '')
+        return c
+      },
+      codeOf: attestationCode,
+      isCatchAll: (err) => err instanceof Refusal && err.code === 'VERIFIER_FAILED',
+      classify,
+      signed: true,
+      expensive: true,
+      note: 'a simulator quote verified with the mutated collateral; TCB Info / QE Identity mutants are re-signed with the test TCB key now and then (resign)'
+    }
+  ]
+}
+
+/** Every target; `names` filters by exact name or prefix (`sync`, `quote.`, `card`). */
+export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]> {
+  const rec = recordSeeds()
+  const a = fuzzIdentity(1)
+  const b = fuzzIdentity(2)
+  const fx = await attestationFixtures()
+  const quote = fx.quotes[0] as Uint8Array
+  const collateralText = JSON.stringify(fx.collateral)
+  const summary = new Uint8Array(SUMMARY_BUCKETS * 32)
+  summary.set(sha256(utf8('bucket')), 32 * 7)
+  const d32 = (s: string): Uint8Array => sha256(utf8(s))
+  const allRecords = [...rec.card.bytes, ...rec.retirement.bytes]
+  const targets: FuzzTarget[] = [
+    recordTarget('card', rec.card, COLLECTION_RECORD_TYPES, 'decodeRecord(bytes, COLLECTION_RECORD_TYPES) as gossip and sync call it'),
+    recordTarget('retirement', rec.retirement, COLLECTION_RECORD_TYPES, 'decodeRecord(bytes, COLLECTION_RECORD_TYPES)'),
+    recordTarget('ccrfp', rec.ccrfp, [CcrfpType], 'decodeRecord(bytes, [CcrfpType]) as rfp gossip calls it'),
+    wireTarget('sync.summary', [{ summary, count: 12 }], syncSchema('summary')),
+    wireTarget('sync.buckets', [{ buckets: [0, 7, 255] }, { buckets: [] }], syncSchema('buckets')),
+    wireTarget('sync.entries', [
+      { entries: [{ p: a.did, t: T0, r: false, d: d32('a') }, { p: b.did, t: T0 + 1, r: true, d: d32('b') }], more: true },
+      { entries: [], more: false }
+    ], syncSchema('entries')),
+    wireTarget('sync.want', [{ want: [a.did, b.did] }], syncSchema('want')),
+    wireTarget('sync.records', [{ records: allRecords }, { records: [] }], syncSchema('records'), allRecords),
+    syncRecordsTarget(allRecords, syncSchema('records')),
+    wireTarget('sync.done', [{ done: true }], syncSchema('done')),
+    wireTarget('attest.hello', [
+      { v: 1, nonce: d32('nonce'), offer: 'TdxRaTlsBidirectional', require: 'TdxLocal', manifest: d32('manifest') },
+      { v: 1, nonce: d32('nonce2'), offer: 'Software', require: 'Software', manifest: new Uint8Array(32) }
+    ], attestSchema('hello')),
+    wireTarget('attest.evidence', [
+      { tdx: { quote, collateral: collateralText } },
+      { software: { sig: new Uint8Array(64).fill(7) } },
+      { refuse: 'ATTEST_LEVEL_TOO_LOW' }
+    ], attestSchema('evidence')),
+    wireTarget('attest.finish', [
+      { transcript: d32('t'), ok: true },
+      { transcript: d32('t'), ok: false, code: 'ATTEST_EVIDENCE_INVALID' }
+    ], attestSchema('finish')),
+    wireTarget('evidence.request', [{ cid: rawCidForBytes(quote) }], evidenceSchema('request')),
+    wireTarget('evidence.response', [{ blob: quote.subarray(0, 1024) }, { missing: true }], evidenceSchema('response')),
+    ...quoteTargets(fx),
+    ...collateralTargets(fx)
+  ]
+  if (names.length === 0) return targets
+  const chosen = targets.filter((t) => names.some((n) => t.name === n || t.name.startsWith(n)))
+  if (chosen.length === 0) throw new Error(`no target matches ${names.join(', ')}; targets: ${targets.map((t) => t.name).join(', ')}`)
+  return chosen
+}
