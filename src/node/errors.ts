@@ -33,6 +33,12 @@ export function errorCodeOf (err: unknown): string | undefined {
   return undefined
 }
 
+/** An error's message on one line, without the stack traces some libraries fold into it (libp2p's listen errors). */
+export function withoutStacks (err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err)
+  return text.split('\n').filter((line) => line.trim() !== '' && !/^\s+at /.test(line)).map((line) => line.trim()).join(' ')
+}
+
 /**
  * Runs one start-up step; an error that is not already a typed cmesh error becomes a NodeError
  * with the step's code, so a failed start always ends with one `cmesh: CODE: message` line.
@@ -42,6 +48,6 @@ export async function startStep<T> (code: NodeErrorCode, what: string, run: () =
     return await run()
   } catch (err) {
     if (err instanceof CmeshError) throw err
-    throw new NodeError(code, `${what}: ${errorCodeOf(err) ?? (err as Error).message}`, {}, { cause: err })
+    throw new NodeError(code, `${what}: ${errorCodeOf(err) ?? withoutStacks(err)}`, {}, { cause: err })
   }
 }

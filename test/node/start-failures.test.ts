@@ -170,4 +170,26 @@ describe('cmesh start failures: exit 1, one cmesh: line, nothing left behind', (
     const run = await s.start(baseConfig(dataDir))
     await expectCleanFailure(t, run, /data|not-a-dir|ENOTDIR|not a directory/i)
   })
+
+  it('a libp2p listen port already in use', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const s = await scratch(t)
+    const blocker = await listeningServer()
+    t.after(async () => { await new Promise((resolve) => blocker.close(resolve)) })
+    const port = (blocker.address() as AddressInfo).port
+    const dataDir = join(s.dir, 'data')
+    const run = await s.start({ ...baseConfig(dataDir), listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await expectCleanFailure(t, run, /LISTEN_FAILED|in use|EADDRINUSE/i)
+    await expectDatabaseUnlocked(t, dataDir)
+  })
+
+  it('a second node on the data dir of a running one', { timeout: TEST_TIMEOUT_MS * 2 }, async (t) => {
+    const s = await scratch(t)
+    const dataDir = join(s.dir, 'data')
+    const first = await s.start(baseConfig(dataDir), 'config-first.json')
+    t.after(async () => { await killRun(first) })
+    assert.ok(await waitForStdout(first, /cmesh node running/, BANNER_DEADLINE_MS), `the first node did not start\n${indent(first.stderr())}`)
+    const second = await s.start(baseConfig(dataDir), 'config-second.json')
+    await expectCleanFailure(t, second, /STORE_LOCKED/)
+    assert.equal(first.exitInfo, undefined, 'the first node runs on')
+  })
 })
