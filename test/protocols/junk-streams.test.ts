@@ -55,4 +55,34 @@ describe('junk on every protocol the node serves', () => {
       stream.abort(new Error('done'))
     })
   }
+
+  // The largest frame each protocol's reader accepts, filled with arrays nested as deep as the bytes go.
+  const caps = { sync: 16 * 1024, attest: 64 * 1024 + 256 * 1024 + 4096, evidence: 1024 } as const
+  for (const [kind, cap] of Object.entries(caps)) {
+    it(`/cmesh/<net>/${kind}: a maximally nested frame at the cap is refused without decoding it`, async (t) => {
+      const protocol = `/cmesh/${mesh.network}/${kind}/1.0.0`
+      const stream = await attacker.libp2p.dialProtocol(victim.libp2p.peerId, protocol)
+      const body = new Uint8Array(cap).fill(0x81)
+      body[cap - 1] = 0x00
+      const frame = new Uint8Array([...varint(cap), ...body])
+      const cpu = process.cpuUsage()
+      await writeJunk(stream, frame)
+      await ended(stream)
+      const used = process.cpuUsage(cpu)
+      const ms = (used.user + used.system) / 1000
+      t.diagnostic(`${kind}: ${cap} bytes nested, ${ms.toFixed(1)} ms CPU (both sides)`)
+      assert.ok(ms < MAX_CPU_MS, `${ms} ms of CPU`)
+      stream.abort(new Error('done'))
+    })
+  }
 })
+
+function varint (n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n >>>= 7
+  }
+  out.push(n)
+  return out
+}
