@@ -14,10 +14,9 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
-import { z } from 'zod'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { bytesEqual, concatBytes, lengthPrefixed } from '../market/bytes.js'
-import { ATTESTATION_LEVELS, meets, type AttestationLevel } from '../market/ladder.js'
+import type { z } from 'zod'
+import { bytesEqual } from '../market/bytes.js'
+import { meets, type AttestationLevel } from '../market/ladder.js'
 import { verify as verifyEd25519 } from '../market/ed25519.js'
 import { CmeshError } from '../market/errors.js'
 import type { Identity } from '../market/identity.js'
@@ -34,6 +33,7 @@ import { RateLimiter, type RateLimit } from './rate-limit.js'
 import { errorText } from './error-text.js'
 import { protocolId } from './names.js'
 import { framed, readMessage, writeMessage, MessageError, type Registrar } from './messages.js'
+import { ATTEST_MESSAGES, Transcript, type Hello } from './attest-messages.js'
 
 export type AttestErrorCode =
   | 'ATTEST_LEVEL_TOO_LOW'
@@ -58,28 +58,7 @@ export const ATTEST_RATE: RateLimit = { ratePerSec: 1 / 15, burst: 4, rejectAfte
 export const ATTEST_GLOBAL_RATE: RateLimit = { ratePerSec: 2, burst: 16, rejectAfter: Number.MAX_SAFE_INTEGER }
 const TDX_LEVEL: AttestationLevel = 'TdxLocal'
 
-const level = z.enum(ATTESTATION_LEVELS)
-const helloMsg = z.strictObject({
-  v: z.literal(1),
-  nonce: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32),
-  offer: level,
-  require: level,
-  manifest: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32)
-})
-const evidenceMsg = z.union([
-  z.strictObject({ tdx: z.strictObject({ quote: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_QUOTE_BYTES), collateral: z.string().max(MAX_COLLATERAL_BYTES) }) }),
-  z.strictObject({ software: z.strictObject({ sig: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 64) }) }),
-  z.strictObject({ refuse: z.string().max(64) })
-])
-const finishMsg = z.strictObject({
-  transcript: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32),
-  ok: z.boolean(),
-  code: z.string().max(64).optional()
-})
-
-export type Hello = z.output<typeof helloMsg>
-/** Every message schema, for docs/PROTOCOLS.md's vectors and the fuzzer. */
-export const ATTEST_MESSAGES = { hello: helloMsg, evidence: evidenceMsg, finish: finishMsg }
+export { ATTEST_MESSAGES, type Hello } from './attest-messages.js'
 
 /** What an established bond says about the peer. */
 export interface Bond {
@@ -135,13 +114,6 @@ export interface AttestSession {
 
 type Verdict = { ok: true, level: AttestationLevel, tcb?: TdxVerification } | { ok: false, code: AttestErrorCode, reason: string }
 
-/** One side's view of one exchange: the bytes it sent and received, in order. */
-class Transcript {
-  private readonly parts: Uint8Array[] = []
-  add (bytes: Uint8Array): void { this.parts.push(lengthPrefixed(bytes)) }
-  digest (): Uint8Array { return sha256(concatBytes(...this.parts)) }
-}
-
 export class AttestProtocol {
   readonly protocol: string
   private readonly bonds = new Map<string, Bond>()
@@ -187,8 +159,11 @@ export class AttestProtocol {
     return bond !== undefined && meets(bond.level, floor)
   }
 
-  /** Runs the exchange as initiator on `connection`. Throws AttestError when no bond results. */
-  async attest (connection: Connection, options: { signal?: AbortSignal } = {}): Promise<Bond> {
+  /**
+   * Runs the exchange as initiator on `connection`. Throws AttestError when no bond results.
+   * `require` raises what this exchange demands of the peer above the node's policy (an RFP's floor).
+   */
+  async attest (connection: Connection, options: { signal?: AbortSignal, require?: AttestationLevel } = {}): Promise<Bond> {
     return await this.observed('initiator', connection, performance.now(), (async () => {
       let stream: Stream
       try {
@@ -196,7 +171,8 @@ export class AttestProtocol {
       } catch (err) {
         throw new AttestError('ATTEST_PROTOCOL', `cannot open an attest stream: ${(err as Error).message}`, {}, { cause: err })
       }
-      return await this.run(stream, connection, true, options.signal)
+      const require = options.require !== undefined && meets(options.require, this.init.require) ? options.require : this.init.require
+      return await this.run(stream, connection, true, options.signal, require)
     })())
   }
 
@@ -255,7 +231,7 @@ export class AttestProtocol {
     return { ok: true, level: weProvedTdx ? 'TdxRaTlsBidirectional' : 'TdxRemote', tcb }
   }
 
-  private async run (stream: Stream, connection: Connection, initiator: boolean, signal?: AbortSignal): Promise<Bond> {
+  private async run (stream: Stream, connection: Connection, initiator: boolean, signal?: AbortSignal, require: AttestationLevel = this.init.require): Promise<Bond> {
     const timeout = AbortSignal.timeout(this.timeoutMs)
     const deadline = signal !== undefined ? AbortSignal.any([signal, timeout]) : timeout
     const lp = framed(stream, ATTEST_MAX_MESSAGE_BYTES)
@@ -286,8 +262,8 @@ export class AttestProtocol {
     }
 
     try {
-      const myHello: Hello = { v: 1, nonce: randomBytes(32), offer: this.offer, require: this.init.require, manifest: this.init.manifest }
-      const hellos = await exchange(myHello, helloMsg)
+      const myHello: Hello = { v: 1, nonce: randomBytes(32), offer: this.offer, require: require, manifest: this.init.manifest }
+      const hellos = await exchange(myHello, ATTEST_MESSAGES.hello)
       const theirHello = hellos.theirs.value
       const [helloI, helloR] = initiator ? [hellos.mine, hellos.theirs.bytes] : [hellos.theirs.bytes, hellos.mine]
       transcript.add(helloI)
@@ -295,7 +271,7 @@ export class AttestProtocol {
       const ctx = attestContext(this.init.network, helloI, helloR)
 
       // Downgrade: a peer that does not even offer what we require is refused before evidence.
-      const downgrade = !meets(theirHello.offer, this.init.require)
+      const downgrade = !meets(theirHello.offer, require)
       // What the peer requires of us decides what we must prove.
       const mustProveTdx = meets(theirHello.require, TDX_LEVEL)
       const myReportData = attestReportData(me, them, theirHello.nonce, myHello.nonce, ctx)
@@ -307,7 +283,7 @@ export class AttestProtocol {
         myEvidence = { tdx: { quote: await provider.quote(myReportData), collateral: JSON.stringify(await provider.collateral()) } }
       } else myEvidence = { software: { sig: this.init.identity.sign(softwareProofInput(myReportData)) } }
 
-      const evidence = await exchange(myEvidence, evidenceMsg)
+      const evidence = await exchange(myEvidence, ATTEST_MESSAGES.evidence)
       const [evI, evR] = initiator ? [evidence.mine, evidence.theirs.bytes] : [evidence.theirs.bytes, evidence.mine]
       transcript.add(evI)
       transcript.add(evR)
@@ -316,7 +292,7 @@ export class AttestProtocol {
       const theirReportData = attestReportData(them, me, myHello.nonce, theirHello.nonce, ctx)
       let verdict: Verdict
       const theirs = evidence.theirs.value
-      if (downgrade) verdict = { ok: false, code: 'ATTEST_LEVEL_TOO_LOW', reason: `peer offers ${theirHello.offer}, we require ${this.init.require}` }
+      if (downgrade) verdict = { ok: false, code: 'ATTEST_LEVEL_TOO_LOW', reason: `peer offers ${theirHello.offer}, we require ${require}` }
       else if ('refuse' in theirs) verdict = { ok: false, code: 'ATTEST_PEER_REFUSED', reason: `peer refused: ${theirs.refuse}` }
       else if ('software' in theirs) {
         const key = peer.publicKey?.raw
@@ -324,12 +300,12 @@ export class AttestProtocol {
           ? { ok: true, level: 'Software' }
           : { ok: false, code: 'ATTEST_EVIDENCE_INVALID', reason: 'software proof does not verify for the peer key' }
       } else verdict = await this.judgeTdx(theirs.tdx, theirReportData, theirHello.manifest, 'tdx' in (myEvidence as object))
-      if (verdict.ok && !meets(verdict.level, this.init.require)) {
-        verdict = { ok: false, code: 'ATTEST_LEVEL_TOO_LOW', reason: `peer proved ${verdict.level}, we require ${this.init.require}` }
+      if (verdict.ok && !meets(verdict.level, require)) {
+        verdict = { ok: false, code: 'ATTEST_LEVEL_TOO_LOW', reason: `peer proved ${verdict.level}, we require ${require}` }
       }
 
       const digest = transcript.digest()
-      const finishes = await exchange({ transcript: digest, ok: verdict.ok, ...(verdict.ok ? {} : { code: verdict.code }) }, finishMsg)
+      const finishes = await exchange({ transcript: digest, ok: verdict.ok, ...(verdict.ok ? {} : { code: verdict.code }) }, ATTEST_MESSAGES.finish)
       const theirFinish = finishes.theirs.value
       await stream.close({ signal: deadline }).catch(() => {})
       if (!verdict.ok) throw new AttestError(verdict.code, verdict.reason)
