@@ -1,0 +1,94 @@
+/**
+ * What a backend is (DESIGN.md §7, Mosaik's trait kept): it says what it can host, decides whether a
+ * grant fits, provisions a machine reachable over SSH with the grant's per-grant key, and ends it at
+ * valid-to or on demand. The fleet picks among backends; a backend never picks among grants.
+ */
+import { CmeshError } from '../market/errors.js'
+
+export interface BackendCapabilities {
+  regions: string[]
+  maxCpu: number
+  maxMemoryMiB: number
+  maxDiskGiB: number
+  tdx: boolean
+}
+
+/** One accepted contract's machine, as a backend sees it. */
+export interface Grant {
+  id: string
+  cpus: number
+  memMiB: number
+  diskGiB: number
+  region: string
+  tdx: boolean
+  /** Already opened (unsealed) by the provider; run once as a shell script before the instance is ready. */
+  userData: Uint8Array
+  validToUnixSecs: number
+  /** OpenSSH public key line (`ssh-ed25519 AAAA… comment`) of the per-grant key; the only key that may log in. */
+  authorizedKey: string
+}
+
+export interface Instance {
+  grantId: string
+  /** `Backend.name` of the backend that owns it. */
+  backend: string
+  host: string
+  port: number
+  user: string
+  /** `SHA256:<base64 without padding>` of the host key, as `ssh-keygen -lf` prints it. */
+  hostKeyFingerprint: string
+  /** The host key itself, `<type> <base64>` (a known_hosts entry without the host), so the requester can pin it. */
+  hostKey: string
+  ipv4?: string
+  ipv6?: string
+  /** Backend-specific id (a cloud instance id, a local workspace path). */
+  handle?: string
+}
+
+/** Progress events, shaped like Helia's `CustomProgressEvent`: a `type` to switch on and an optional `detail`. */
+export type ProvisionProgress =
+  | { type: 'provision:starting', detail?: { grantId: string } }
+  | { type: 'provision:booting', detail?: { host?: string, port?: number } }
+  | { type: 'provision:user-data', detail?: { bytes: number } }
+  | { type: 'provision:ready', detail?: Instance }
+
+export interface ProvisionOptions {
+  onProgress?: (event: ProvisionProgress) => void
+  signal?: AbortSignal
+}
+
+export type CanSatisfy = { ok: true } | { ok: false, reason: string }
+
+export interface Backend {
+  readonly name: string
+  readonly kind: string
+  capabilities: () => BackendCapabilities
+  canSatisfy: (grant: Grant) => CanSatisfy
+  provision: (grant: Grant, options: ProvisionOptions) => Promise<Instance>
+  /** Resolves once the instance has ended (terminated, or its valid-to passed). */
+  watchUntilExit?: (instance: Instance, validToUnixSecs: number) => Promise<void>
+  /** Ends the instance now; idempotent. */
+  terminate: (instance: Instance) => Promise<void>
+}
+
+export type BackendErrorCode =
+  | 'BACKEND_CANNOT_SATISFY'
+  | 'BACKEND_PROVISION_FAILED'
+  | 'BACKEND_ABORTED'
+  | 'BACKEND_USER_DATA_FAILED'
+  | 'BACKEND_USER_DATA_TIMEOUT'
+  | 'BACKEND_UNKNOWN_INSTANCE'
+  | 'BACKEND_BAD_KEY'
+
+export class BackendError extends CmeshError<BackendErrorCode> {}
+
+/** The checks every backend makes against its capabilities; backends add their own after. */
+export function checkCapabilities (caps: BackendCapabilities, grant: Grant, nowUnixSecs: number): CanSatisfy {
+  if (grant.tdx && !caps.tdx) return { ok: false, reason: 'TDX required; this backend has none' }
+  if (!caps.regions.includes(grant.region)) return { ok: false, reason: `region ${grant.region} not offered` }
+  if (!(grant.cpus >= 1 && grant.cpus <= caps.maxCpu)) return { ok: false, reason: `${grant.cpus} CPUs; at most ${caps.maxCpu}` }
+  if (!(grant.memMiB >= 1 && grant.memMiB <= caps.maxMemoryMiB)) return { ok: false, reason: `${grant.memMiB} MiB memory; at most ${caps.maxMemoryMiB}` }
+  if (!(grant.diskGiB >= 0 && grant.diskGiB <= caps.maxDiskGiB)) return { ok: false, reason: `${grant.diskGiB} GiB disk; at most ${caps.maxDiskGiB}` }
+  if (!(grant.validToUnixSecs > nowUnixSecs)) return { ok: false, reason: 'grant already expired' }
+  return { ok: true }
+}

@@ -1,0 +1,39 @@
+/**
+ * SSH keys for grants: a fresh Ed25519 key per grant (its private half leaves the provider only in
+ * the sealed receipt) and host key fingerprints in OpenSSH's own form.
+ */
+import ssh2 from 'ssh2'
+import type { ParsedKey } from 'ssh2'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { BackendError } from './backend.js'
+
+export interface GrantKeyPair {
+  /** OpenSSH private key PEM (`-----BEGIN OPENSSH PRIVATE KEY-----`), unencrypted. */
+  privateKey: string
+  /** `ssh-ed25519 AAAA… comment`, one authorized_keys line. */
+  authorizedKey: string
+}
+
+export function generateGrantKeyPair (comment: string): GrantKeyPair {
+  // A newline in the comment would forge a second authorized_keys line.
+  if (!/^[\x20-\x7e]{0,128}$/.test(comment)) throw new BackendError('BACKEND_BAD_KEY', 'key comment must be printable ASCII, at most 128 characters')
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment })
+  return { privateKey: pair.private, authorizedKey: pair.public.trim() }
+}
+
+/** `SHA256:<base64 without padding>` of a public key blob (the wire encoding), as `ssh-keygen -lf` prints it. */
+export function hostKeyFingerprint (publicKeyBlob: Uint8Array): string {
+  return `SHA256:${Buffer.from(sha256(publicKeyBlob)).toString('base64').replace(/=+$/, '')}`
+}
+
+/** Parses one public key (an authorized_keys / known_hosts key line, or a private key's public half). */
+export function parsePublicKey (key: string): ParsedKey {
+  const parsed = ssh2.utils.parseKey(key)
+  if (parsed instanceof Error || Array.isArray(parsed)) throw new BackendError('BACKEND_BAD_KEY', 'not a single OpenSSH key')
+  return parsed
+}
+
+/** The wire-encoded public key blob of a key line or private key. */
+export function publicKeyBlob (key: string): Uint8Array {
+  return new Uint8Array(parsePublicKey(key).getPublicSSH())
+}
