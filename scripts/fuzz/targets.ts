@@ -13,7 +13,7 @@ import { z } from 'zod'
 import { sha256 } from '@noble/hashes/sha2.js'
 import {
   identityFromSeed, signRecord, decodeRecord, rateTableDigest, encodeCanonical, rawCidForBytes, utf8, toHex, bytesEqual,
-  ProviderCardType, RetirementType, CcrfpType, COLLECTION_RECORD_TYPES, RecordError, SUMMARY_BUCKETS,
+  ProviderCardType, RetirementType, CcrfpType, userDataRef, COLLECTION_RECORD_TYPES, RecordError, SUMMARY_BUCKETS,
   type AnyRecordType, type Identity, type ProviderCard, type Rate, type SignedRecord
 } from '../../src/market/index.js'
 import { decodeMessage, MessageError } from '../../src/protocols/messages.js'
@@ -101,19 +101,25 @@ function recordSeeds (): Record<'card' | 'retirement' | 'ccrfp', RecordSeeds> {
         copy(signRecord(CcrfpType, {
           requester: a.did,
           createdAtUnixSecs: T0,
-          resources: { cpu: 2, memoryMiB: 4096, diskGiB: 20 },
+          cpus: 2,
+          mem: '4G',
+          disk: '20G',
+          network: '500G',
           role: 'worker',
-          requirements: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 18n, durationSecs: 3600, bidWindowSecs: 30 },
-          userDataDigest: sha256(utf8('user data'))
+          user_data: userDataRef('user data'),
+          cmesh: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 18n, durationSecs: 3600, bidWindowSecs: 30 }
         }, a).bytes),
         copy(signRecord(CcrfpType, {
           requester: b.did,
           createdAtUnixSecs: T0 + 5,
-          resources: { cpu: 8, memoryMiB: 16384, diskGiB: 100 },
-          region: 'eu-west-1',
+          cpus: 8,
+          mem: '16G',
+          disk: '100G',
+          network: '1T',
+          location: { country: 'IRL', region: 'eu-west-1' },
           role: 'builder',
-          requirements: { scheme: 'vm.ssh', tdx: true, floor: 'TdxRemote', expectedMeasurements: sha256(utf8('manifest')), priceCapWei: 5n, durationSecs: 600, bidWindowSecs: 600 },
-          userDataDigest: sha256(utf8('other user data'))
+          user_data: userDataRef('other user data'),
+          cmesh: { scheme: 'vm.ssh', tdx: true, floor: 'TdxRemote', expectedMeasurements: sha256(utf8('manifest')), priceCapWei: 5n, durationSecs: 600, bidWindowSecs: 600 }
         }, b).bytes)
       ],
       signers: [a, b]

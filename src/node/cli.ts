@@ -23,6 +23,7 @@ import { apiGet } from './api.js'
 import { decodeSnapshot, type RecordsRead } from './collection-file.js'
 import { capabilityUnion } from '../market/provider-card.js'
 import { addAttestCommands } from './attest-commands.js'
+import { addContractCommands } from './contract-commands.js'
 import { CliRun, processIo, type CliIo } from './cli-io.js'
 import { multiaddrProblem } from './multiaddr-text.js'
 
@@ -290,6 +291,7 @@ export function buildProgram (run: CliRun = new CliRun(processIo)): Command {
     })
 
   addAttestCommands(program, run)
+  addContractCommands(program, run)
 
   return program
 }

@@ -63,6 +63,13 @@ const configSchema = z.strictObject({
   /** Gossipsub IP-colocation penalty exemptions: loopback by default (every test node shares it). */
   ipColocationWhitelist: z.array(z.string()).default(['127.0.0.1', '::1']),
   dht: z.boolean().default(true),
+  /** The requester's contract policy (src/market/contract-policy.ts): whom it accepts bids from. */
+  contracts: z.strictObject({
+    mode: z.enum(['open', 'only-me', 'vouched', 'mutuals']).default('open'),
+    depth: z.number().int().min(1).max(6).default(2),
+    /** How many eligible providers an RFP is sent to (the cheapest by verified level and fee). */
+    maxProviders: z.number().int().min(1).max(100).default(20)
+  }).default({ mode: 'open', depth: 2, maxProviders: 20 }),
   attest: z.strictObject({
     /** Where this node's quotes come from: TDX hardware, the TEST-ONLY simulator, or nowhere (Software only). */
     provider: z.enum(['simulated', 'configfs-tsm', 'none']).default('simulated'),

@@ -26,6 +26,11 @@ export interface NodeMetrics {
   peersConnected: Gauge
   storeFlushDuration: Histogram
   storeFlushRecords: Counter
+  bidsSent: Counter<'outcome'>
+  bidsReceived: Counter<'outcome'>
+  declines: Counter<'side' | 'code'>
+  contracts: Counter<'role' | 'state'>
+  provisionDuration: Histogram<'backend' | 'outcome'>
 }
 
 export function createNodeMetrics (): NodeMetrics {
@@ -47,6 +52,11 @@ export function createNodeMetrics (): NodeMetrics {
     verificationsDropped: new Counter({ name: 'cmesh_verification_dropped_total', help: 'Card verifications dropped from a full queue (the oldest waiting one goes)', registers }),
     peersConnected: new Gauge({ name: 'cmesh_peers_connected', help: 'Peers with at least one open connection', registers }),
     storeFlushDuration: new Histogram({ name: 'cmesh_store_flush_duration_seconds', help: 'Synced store batch write latency', buckets: DURATION_BUCKETS, registers }),
-    storeFlushRecords: new Counter({ name: 'cmesh_store_flushed_writes_total', help: 'Writes (puts and deletes) made durable by store batches', registers })
+    storeFlushRecords: new Counter({ name: 'cmesh_store_flushed_writes_total', help: 'Writes (puts and deletes) made durable by store batches', registers }),
+    bidsSent: new Counter({ name: 'cmesh_bids_sent_total', help: 'Provider: answers to RFPs (bid or decline)', labelNames: ['outcome'], registers }),
+    bidsReceived: new Counter({ name: 'cmesh_bids_received_total', help: 'Requester: answers collected per provider dialled (bid, decline, or the failure code)', labelNames: ['outcome'], registers }),
+    declines: new Counter({ name: 'cmesh_declines_total', help: 'Declines by reason code, sent (provider) and received (requester)', labelNames: ['side', 'code'], registers }),
+    contracts: new Counter({ name: 'cmesh_contracts_total', help: 'Contract state transitions by role', labelNames: ['role', 'state'], registers }),
+    provisionDuration: new Histogram({ name: 'cmesh_provision_duration_seconds', help: 'Provisioning time per grant, by backend and outcome', labelNames: ['backend', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers })
   }
 }

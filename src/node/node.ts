@@ -20,16 +20,7 @@ import { createNodeMetrics, type NodeMetrics } from './metrics.js'
 import { NodeEvents } from './events.js'
 import { attestationSetup } from './attestation-setup.js'
 import type { NodeComponents } from './components.js'
-import { CollectionUpkeep } from './services/collection-upkeep.js'
-import { GossipService } from './services/gossip.js'
-import { SyncScheduler } from './services/sync-scheduler.js'
-import { AttestationService } from './services/attestation.js'
-import { Bonding } from './services/bonding.js'
-import { VerifiedLevels } from './services/verified-levels.js'
-import { OwnCard } from './services/own-card.js'
-import { BootstrapRedial } from './services/bootstrap-redial.js'
-import { Requester } from './services/requester.js'
-import { ApiService } from './services/api.js'
+import { createServices, type NodeServices } from './services/index.js'
 
 export const KEY_FILE = 'node.key'
 
@@ -44,19 +35,7 @@ export interface CmeshNodeInit {
   newIdentity?: boolean
 }
 
-/** The services, in start order. */
-export interface NodeServices {
-  upkeep: CollectionUpkeep
-  gossip: GossipService
-  sync: SyncScheduler
-  attestation: AttestationService
-  bonding: Bonding
-  verifiedLevels: VerifiedLevels
-  ownCard: OwnCard
-  bootstrap: BootstrapRedial
-  requester: Requester
-  api: ApiService
-}
+export type { NodeServices }
 
 export class CmeshNode {
   readonly config: NodeConfig
@@ -107,23 +86,7 @@ export class CmeshNode {
       const libp2p = await startStep('LISTEN_FAILED', 'libp2p', async () => await createMeshLibp2p({ privateKey: key.privateKey, network: c.network, listen: c.listen, announce: c.announce, bootstrap: c.bootstrap, heartbeatMs: c.gossipHeartbeatMs, ipColocationWhitelist: c.ipColocationWhitelist, dht: c.dht }))
       this.started.push(libp2p)
       const components: NodeComponents = { config: c, dataDir, identity: key.identity, libp2p, collection: this.collection, rfps: this.rfps, store, now: this.now, log: this.log, metrics: this.metrics, events: this.events, shutdown: this.shutdown.signal }
-      const upkeep = new CollectionUpkeep(components)
-      const gossip = new GossipService(components, { persist: upkeep.persist })
-      const attestation = new AttestationService(components, setup, { onBond: (providerId) => { verifiedLevels.reverify(providerId) } })
-      const bonding = new Bonding(components, attestation)
-      const verifiedLevels = new VerifiedLevels(components, attestation, bonding)
-      const services: NodeServices = {
-        upkeep,
-        gossip,
-        sync: new SyncScheduler(components, { persist: upkeep.persist }),
-        attestation,
-        bonding,
-        verifiedLevels,
-        ownCard: new OwnCard(components, { attestation, gossip }),
-        bootstrap: new BootstrapRedial(components),
-        requester: new Requester(components, gossip),
-        api: new ApiService(components, { enabled: this.withApi, services: () => services })
-      }
+      const services = createServices(components, setup, { api: this.withApi })
       this.parts = { components, services }
       for (const [name, service] of Object.entries(services) as Array<[string, Startable]>) {
         await startStep('START_FAILED', `${name} service`, async () => { await service.start() })

@@ -12,7 +12,8 @@ import { COLLECTION_RECORD_TYPES, type CollectionRecord } from '../market/collec
 import { RecordError } from '../market/errors.js'
 import { NodeError, errorCodeOf } from './errors.js'
 
-export const STORE_KEYSPACES = ['collection'] as const
+/** collection: provider slots by providerId; contracts: contract state by id; trust: this node's vouch/denounce records; state: small node state (capacity ledger). */
+export const STORE_KEYSPACES = ['collection', 'contracts', 'trust', 'state'] as const
 export type StoreKeyspace = typeof STORE_KEYSPACES[number]
 /** Before keyspaces, collection records sat at the top level under this prefix; moved on open. */
 const LEGACY_RECORD_PREFIX = 'record/'
@@ -100,6 +101,31 @@ export class NodeStore {
   deleteRecords (providerIds: Iterable<string>): Promise<void> {
     for (const providerId of providerIds) this.pending.set(`collection\0${providerId}`, { space: 'collection', key: providerId, value: undefined })
     return this.flush()
+  }
+
+  /** Stores a value under `key` in `space`; synced to disk when the promise resolves. */
+  put (space: Exclude<StoreKeyspace, 'collection'>, key: string, value: Uint8Array): Promise<void> {
+    return this.write(space, key, value)
+  }
+
+  async get (space: StoreKeyspace, key: string): Promise<Uint8Array | undefined> {
+    const pending = this.pending.get(`${space}\0${key}`)
+    if (pending !== undefined) return pending.value
+    try {
+      return (await this.opened.spaces[space].get(key)) as Uint8Array | undefined
+    } catch (err) {
+      throw storeError(err, this.path)
+    }
+  }
+
+  /** Every entry of a keyspace, in key order (pending writes are flushed first). */
+  async entries (space: StoreKeyspace): Promise<Array<[string, Uint8Array]>> {
+    await this.flush()
+    try {
+      return (await this.opened.spaces[space].iterator().all()) as Array<[string, Uint8Array]>
+    } catch (err) {
+      throw storeError(err, this.path)
+    }
   }
 
   private write (space: StoreKeyspace, key: string, value: Uint8Array): Promise<void> {

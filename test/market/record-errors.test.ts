@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import {
   decodeRecord, signRecord, encodeCanonical, concatBytes, utf8, rawCidForBytes, RecordError, RECORD_SIGNATURE_DOMAIN,
-  COLLECTION_RECORD_TYPES, CcrfpType, type Identity
+  COLLECTION_RECORD_TYPES, CcrfpType, userDataRefFromDigest, type Identity
 } from '../../src/market/index.js'
 import { makeCard, makeRetirement, testIdentity, T0 } from '../helpers/cards.js'
 
@@ -48,10 +48,13 @@ function withRawVersion (record: Uint8Array, raw: Uint8Array): Uint8Array {
 const rfp = signRecord(CcrfpType, {
   requester: alice.did,
   createdAtUnixSecs: T0,
-  resources: { cpu: 2, memoryMiB: 1024, diskGiB: 10 },
+  cpus: 2,
+  mem: '1G',
+  disk: '10G',
+  network: '100G',
   role: 'worker',
-  requirements: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 1n, durationSecs: 3600, bidWindowSecs: 30 },
-  userDataDigest: new Uint8Array(32)
+  user_data: userDataRefFromDigest(new Uint8Array(32)),
+  cmesh: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 1n, durationSecs: 3600, bidWindowSecs: 30 }
 }, alice)
 
 const records = [makeCard(alice), makeRetirement(alice, T0, testIdentity(2)), rfp]

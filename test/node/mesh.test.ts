@@ -1,10 +1,9 @@
 import '../../src/node/polyfills.js'
 import { describe, it, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { sha256 } from '@noble/hashes/sha2.js'
 import { TestMesh, waitFor, waitForMesh } from '../helpers/mesh.js'
 import { topicName } from '../../src/protocols/names.js'
-import { utf8 } from '../../src/market/bytes.js'
+import { userDataRef } from '../../src/market/ccrfp.js'
 import type { CmeshNode } from '../../src/node/node.js'
 import { makeCard, testIdentity } from '../helpers/cards.js'
 
@@ -119,10 +118,13 @@ describe('mesh (in-process)', () => {
     mesh = new TestMesh()
     const [a, b, c] = await line(mesh, 'rfps')
     const rfp = await a.services.requester.publishRfp({
-      resources: { cpu: 2, memoryMiB: 2048, diskGiB: 10 },
+      cpus: 2,
+      mem: '2G',
+      disk: '10G',
+      network: '100G',
       role: 'vm',
-      requirements: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 15n, durationSecs: 3600, bidWindowSecs: 30 },
-      userDataDigest: sha256(utf8('#cloud-config'))
+      user_data: userDataRef('#cloud-config'),
+      cmesh: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 15n, durationSecs: 3600, bidWindowSecs: 30 }
     })
     const now = () => Math.floor(Date.now() / 1000)
     await waitFor('c holds the RFP', () => c.rfps.list(now()).some((r) => r.cid.equals(rfp.cid)))

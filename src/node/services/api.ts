@@ -4,11 +4,44 @@
  * stream. Off for in-process test meshes.
  */
 import type { Startable } from '@libp2p/interface'
-import { ApiServer, type ApiRoute } from '../api.js'
+import { z } from 'zod'
+import { ApiServer, ApiError, type ApiRoute } from '../api.js'
+import { ATTESTATION_LEVELS } from '../../market/ladder.js'
+import { sizeString } from '../../market/sizes.js'
+import { wei } from '../../market/schema.js'
+import { toHex } from '../../market/bytes.js'
+import { MAX_SEALED_PLAINTEXT } from '../../market/sealed-receipt.js'
 import { encodeSnapshot } from '../collection-file.js'
 import { nowSecs, type NodeComponents } from '../components.js'
 import { startStep } from '../errors.js'
-import type { NodeServices } from '../node.js'
+import type { NodeServices } from './index.js'
+
+/** POST /v1/rfps: what `cmesh rfp create` sends. */
+const rfpBody = z.strictObject({
+  cpus: z.number().int().min(1).max(4096),
+  mem: sizeString,
+  disk: sizeString,
+  network: sizeString.default('10G'),
+  location: z.strictObject({ country: z.string().max(64).optional(), region: z.string().max(48).optional() }).optional(),
+  role: z.string().min(1).max(32).default('default'),
+  userDataBase64: z.string().max(Math.ceil(MAX_SEALED_PLAINTEXT / 3) * 4).default(''),
+  scheme: z.string().max(64).default('vm.ssh'),
+  tdx: z.boolean().default(false),
+  floor: z.enum(ATTESTATION_LEVELS).default('Software'),
+  maxPriceWei: wei,
+  windowSecs: z.number().int().min(1).max(600).default(5),
+  durationSecs: z.number().int().min(60).max(366 * 86400).default(3600)
+})
+const trustBody = z.strictObject({ kind: z.enum(['vouch', 'denounce']), subject: z.string().max(128), note: z.string().max(280).optional() })
+
+function parseBody<S extends z.ZodType> (schema: S, body: unknown): z.output<S> {
+  const parsed = schema.safeParse(body ?? {})
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ApiError('BODY_INVALID', `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`, { status: 400 })
+  }
+  return parsed.data
+}
 
 export interface ApiServiceInit {
   enabled: boolean
@@ -82,6 +115,12 @@ export class ApiService implements Startable {
     return await metrics.registry.metrics()
   }
 
+  private async found<T> (value: Promise<T | undefined>, what: string): Promise<T> {
+    const got = await value
+    if (got === undefined) throw new ApiError('NOT_FOUND', `no such ${what}`, { status: 404 })
+    return got
+  }
+
   private routes (): ApiRoute[] {
     const { collection, rfps, metrics } = this.components
     return [
@@ -89,7 +128,41 @@ export class ApiService implements Startable {
       { method: 'GET', path: '/v1/collection', handle: () => ({ cbor: encodeSnapshot(collection.records()) }) },
       { method: 'GET', path: '/v1/rfps', handle: () => ({ cbor: encodeSnapshot(rfps.list(nowSecs(this.components))) }) },
       { method: 'GET', path: '/v1/verified', handle: () => ({ json: Object.fromEntries(this.init.services().verifiedLevels.levels) }) },
-      { method: 'GET', path: '/metrics', handle: async () => ({ text: await this.metricsText(), contentType: metrics.registry.contentType }) }
+      { method: 'GET', path: '/metrics', handle: async () => ({ text: await this.metricsText(), contentType: metrics.registry.contentType }) },
+      {
+        method: 'POST',
+        path: '/v1/rfps',
+        handle: async (req) => {
+          const b = parseBody(rfpBody, req.body)
+          const rfp = await this.init.services().requester.create({
+            cpus: b.cpus, mem: b.mem, disk: b.disk, network: b.network, role: b.role,
+            ...(b.location !== undefined ? { location: b.location } : {}),
+            cmesh: { scheme: b.scheme, tdx: b.tdx, floor: b.floor, priceCapWei: b.maxPriceWei, durationSecs: b.durationSecs, bidWindowSecs: b.windowSecs },
+            userData: new Uint8Array(Buffer.from(b.userDataBase64, 'base64'))
+          })
+          return { status: 202, json: { id: rfp.cid.toString(), uri: rfp.uri } }
+        }
+      },
+      { method: 'GET', path: '/v1/rfps/:id', handle: async (req) => ({ json: await this.found(this.init.services().requester.status(req.params.id ?? ''), 'RFP') }) },
+      { method: 'GET', path: '/v1/contracts', handle: async () => ({ json: await this.init.services().requester.list() }) },
+      {
+        method: 'GET',
+        path: '/v1/contracts/:id/receipt',
+        handle: async (req) => {
+          const r = await this.found(this.init.services().requester.receipt(req.params.id ?? ''), 'receipt')
+          return { json: { ccr: toHex(r.ccr), enc: toHex(r.enc), ct: toHex(r.ct), receiptKey: toHex(r.receiptKey) } }
+        }
+      },
+      {
+        method: 'POST',
+        path: '/v1/trust',
+        handle: async (req) => {
+          const b = parseBody(trustBody, req.body)
+          const record = await this.init.services().trust.sign(b.kind, b.subject, b.note)
+          return { status: 201, json: { uri: record.uri, cid: record.cid.toString() } }
+        }
+      },
+      { method: 'GET', path: '/v1/trust', handle: () => ({ json: this.init.services().trust.list() }) }
     ]
   }
 }

@@ -1,0 +1,185 @@
+/**
+ * `cmesh rfp …`, `cmesh contracts`, `cmesh receipt open`, `cmesh trust …`: the contract flow from
+ * the command line, through the running node's local API. The node runs the flow; these commands
+ * start it, show it, and open the sealed receipt here (the SSH key is written 0600, never printed).
+ */
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { Option, InvalidArgumentError, type Command } from 'commander'
+import { ATTESTATION_LEVELS } from '../market/ladder.js'
+import { fromHex } from '../market/bytes.js'
+import { parseSize } from '../market/sizes.js'
+import { openReceipt } from '../market/sealed-receipt.js'
+import { cidForBytes } from '../market/cbor.js'
+import { apiRequest } from './api-client.js'
+import { writeFileAtomic } from './atomic-file.js'
+import { NodeError } from './errors.js'
+import type { CliRun } from './cli-io.js'
+
+const DEFAULT_DATA_DIR = '.cmesh'
+const FINAL_STATES = new Set(['ready', 'failed', 'no-bids'])
+
+function size (value: string): string {
+  try {
+    parseSize(value)
+  } catch {
+    throw new InvalidArgumentError('expected a size such as 512M, 4G or 1T')
+  }
+  return value
+}
+
+function positive (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer')
+  return n
+}
+
+function weiArg (value: string): string {
+  if (!/^(0|[1-9][0-9]{0,77})$/.test(value)) throw new InvalidArgumentError('expected a whole number of wei')
+  return value
+}
+
+async function api<T> (dataDir: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  return await (await apiRequest(dataDir, method, path, body)).json() as T
+}
+
+interface RfpStatus {
+  id: string
+  state: string
+  bids: Array<{ provider: string, costWei: string, verified: string, simulated: boolean, backend: string, region: string }>
+  declines: Array<{ provider: string, code: string, detail: string }>
+  refused: Array<{ provider: string, code: string, detail: string }>
+  chosen?: { provider: string, costWei: string }
+  progress: string[]
+  error?: { code: string, detail: string }
+}
+
+function printStatus (run: CliRun, s: RfpStatus): void {
+  const lines = [`rfp ${s.id}: ${s.state}`]
+  for (const b of s.bids) lines.push(`  bid     ${b.provider}  ${b.costWei} wei  verified ${b.verified}${b.simulated ? ' (SIMULATED)' : ''}  ${b.backend}/${b.region}`)
+  for (const d of s.declines) lines.push(`  decline ${d.provider}  ${d.code}: ${d.detail}`)
+  for (const r of s.refused) lines.push(`  refused ${r.provider}  ${r.code}: ${r.detail}`)
+  if (s.chosen !== undefined) lines.push(`  chosen  ${s.chosen.provider}  ${s.chosen.costWei} wei`)
+  if (s.progress.length > 0) lines.push(`  progress ${s.progress.join(' → ')}`)
+  if (s.error !== undefined) lines.push(`  error   ${s.error.code}: ${s.error.detail}`)
+  run.io.out(lines.join('\n') + '\n')
+}
+
+export function addContractCommands (program: Command, run: CliRun): void {
+  const rfp = program.command('rfp').description('requests for proposals: ask the market for a machine')
+  rfp.command('create')
+    .description('publish a CCRFP, collect attested bids, apply your policy, accept one and receive its sealed receipt')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .requiredOption('--cpus <n>', 'vCPUs', positive)
+    .requiredOption('--mem <size>', 'memory, e.g. 4G', size)
+    .requiredOption('--disk <size>', 'disk, e.g. 10G', size)
+    .option('--network <size>', 'network quota, e.g. 100G', size, '10G')
+    .option('--region <region>', 'region wanted')
+    .option('--country <country>', 'country wanted')
+    .option('--role <role>', 'role the machine runs under', 'default')
+    .option('--user-data <file>', 'script the machine runs first (sent sealed, only to the accepted provider)')
+    .addOption(new Option('--floor <level>', 'verified attestation floor').choices(ATTESTATION_LEVELS).default('Software'))
+    .option('--max-price <wei>', 'price cap for the whole contract, in wei', weiArg, '1000000000000000000')
+    .option('--window <secs>', 'bid window', positive, 5)
+    .option('--duration <secs>', 'contract duration', positive, 3600)
+    .option('--wait', 'follow the RFP until it ends (receipt ready, failed, or no bids)')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const userData = opts.userData !== undefined ? await readFile(resolve(opts.userData)).catch((err) => { throw new NodeError('INPUT_INVALID', `cannot read ${opts.userData as string}: ${err.code as string}`) }) : Buffer.alloc(0)
+      const created = await api<{ id: string, uri: string }>(opts.data, 'POST', '/v1/rfps', {
+        cpus: opts.cpus,
+        mem: opts.mem,
+        disk: opts.disk,
+        network: opts.network,
+        ...(opts.region !== undefined || opts.country !== undefined ? { location: { ...(opts.country !== undefined ? { country: opts.country } : {}), ...(opts.region !== undefined ? { region: opts.region } : {}) } } : {}),
+        role: opts.role,
+        userDataBase64: userData.toString('base64'),
+        floor: opts.floor,
+        maxPriceWei: opts.maxPrice,
+        windowSecs: opts.window,
+        durationSecs: opts.duration
+      })
+      if (opts.wait !== true) {
+        if (opts.json === true) run.json(created)
+        else run.io.out(`rfp ${created.id} published (${created.uri}); follow it with: cmesh rfp status ${created.id}\n`)
+        return
+      }
+      let status: RfpStatus
+      for (;;) {
+        status = await api<RfpStatus>(opts.data, 'GET', `/v1/rfps/${created.id}`)
+        if (FINAL_STATES.has(status.state)) break
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+      if (opts.json === true) run.json(status)
+      else printStatus(run, status)
+      if (status.state !== 'ready') run.exitCode = 1
+    })
+
+  rfp.command('status <id>')
+    .description('bids, declines with their reasons, the policy\'s refusals, the chosen bid and provisioning progress')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => {
+      const status = await api<RfpStatus>(opts.data, 'GET', `/v1/rfps/${encodeURIComponent(id)}`)
+      if (opts.json === true) run.json(status)
+      else printStatus(run, status)
+    })
+
+  program.command('contracts')
+    .description('this node\'s contracts, as requester and as provider')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const list = await api<Array<Record<string, unknown>>>(opts.data, 'GET', '/v1/contracts')
+      if (opts.json === true) return run.json(list)
+      run.io.out(`${list.length} contracts\n`)
+      for (const c of list) run.io.out(`${String(c.id)}  ${String(c.role)}  ${String(c.state)}  ${String(c.counterparty ?? '')}  ${String(c.costWei ?? '')} wei\n`)
+    })
+
+  program.command('receipt').description('sealed SSH receipts').command('open <id>')
+    .description('open the sealed receipt of a contract (the RFP id), write its SSH key 0600 and a pinned known_hosts, print the ssh command')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--key-out <file>', 'where to write the SSH private key (default <data>/receipts/<id>.key)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => {
+      const got = await api<{ ccr: string, enc: string, ct: string, receiptKey: string }>(opts.data, 'GET', `/v1/contracts/${encodeURIComponent(id)}/receipt`)
+      const ccr = fromHex(got.ccr)
+      const receipt = await openReceipt({ enc: fromHex(got.enc), ct: fromHex(got.ct) }, fromHex(got.receiptKey), cidForBytes(ccr).bytes)
+      const keyFile = resolve(opts.keyOut ?? join(opts.data, 'receipts', `${id}.key`))
+      const knownHosts = `${keyFile}.known_hosts`
+      await writeFileAtomic(keyFile, new TextEncoder().encode(receipt.privateKey), 0o600)
+      await writeFileAtomic(knownHosts, new TextEncoder().encode(`[${receipt.host}]:${receipt.port} ${receipt.hostKey}\n`), 0o600)
+      const ssh = ['ssh', '-i', keyFile, '-p', String(receipt.port), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, `${receipt.user}@${receipt.host}`]
+      const out = { host: receipt.host, port: receipt.port, user: receipt.user, hostKeyFingerprint: receipt.hostKeyFingerprint, grantId: receipt.grantId, validToUnixSecs: receipt.validToUnixSecs, keyFile, knownHosts, ssh }
+      if (opts.json === true) return run.json(out)
+      run.io.out([
+        `host ${receipt.host}  port ${receipt.port}  user ${receipt.user}`,
+        `host key ${receipt.hostKeyFingerprint} (pinned in ${knownHosts})`,
+        `valid to ${new Date(receipt.validToUnixSecs * 1000).toISOString()}`,
+        `key written to ${keyFile} (mode 0600)`,
+        ssh.join(' '),
+        ''
+      ].join('\n'))
+    })
+
+  const trust = program.command('trust').description('vouch for or denounce providers (your policy engine reads these)')
+  for (const kind of ['vouch', 'denounce'] as const) {
+    trust.command(`${kind} <did>`)
+      .description(kind === 'vouch' ? 'sign a vouch for a DID' : 'sign a denouncement of a DID (it always wins over vouches)')
+      .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+      .option('--note <text>', 'why')
+      .action(async (subject: string, opts) => {
+        const made = await api<{ uri: string }>(opts.data, 'POST', '/v1/trust', { kind, subject, ...(opts.note !== undefined ? { note: opts.note } : {}) })
+        run.io.out(`${kind} ${subject}: ${made.uri}\n`)
+      })
+  }
+  trust.command('list')
+    .description('the vouches and denouncements this node has signed')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const list = await api<Array<{ kind: string, subject: string, uri: string }>>(opts.data, 'GET', '/v1/trust')
+      if (opts.json === true) return run.json(list)
+      for (const t of list) run.io.out(`${t.kind.padEnd(8)} ${t.subject}  ${t.uri}\n`)
+    })
+}

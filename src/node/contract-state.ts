@@ -1,0 +1,68 @@
+/**
+ * A contract as this node keeps it in the store's `contracts` keyspace, for either role: the
+ * signed records so far, where it stands, and what went wrong. Written before every step that
+ * cannot be undone (provisioning starts only once `provisioning` is on disk), so a restart never
+ * forgets a grant nor provisions one twice. The requester's receipt key is kept here too: the data
+ * dir is 0700, like the node key beside it.
+ */
+import { z } from 'zod'
+import { decodeCanonical, encodeCanonical } from '../market/cbor.js'
+import { bytes, did, unixSecs } from '../market/schema.js'
+import type { Did } from '../market/identity.js'
+
+export const CONTRACT_STATES = ['collecting', 'choosing', 'accepted', 'provisioning', 'ready', 'failed', 'no-bids', 'interrupted', 'ended'] as const
+export type ContractState = typeof CONTRACT_STATES[number]
+export type ContractRole = 'requester' | 'provider'
+
+export interface StoredContract {
+  role: ContractRole
+  /** Requester: the RFP's CID; provider: the CCBA's CID. */
+  id: string
+  state: ContractState
+  rfp: Uint8Array
+  ccb?: Uint8Array
+  ccba?: Uint8Array
+  ccr?: Uint8Array
+  receipt?: { enc: Uint8Array, ct: Uint8Array }
+  /** Requester: the X25519 private key the receipt is sealed to. */
+  receiptKey?: Uint8Array
+  counterparty?: Did
+  costWei?: string
+  backend?: string
+  validToUnixSecs?: number
+  progress: string[]
+  error?: { code: string, detail: string }
+  updatedAtUnixSecs: number
+}
+
+const schema = z.strictObject({
+  role: z.enum(['requester', 'provider']),
+  id: z.string().min(1).max(128),
+  state: z.enum(CONTRACT_STATES),
+  rfp: bytes(),
+  ccb: bytes().optional(),
+  ccba: bytes().optional(),
+  ccr: bytes().optional(),
+  receipt: z.strictObject({ enc: bytes(32), ct: bytes() }).optional(),
+  receiptKey: bytes(32).optional(),
+  counterparty: did.optional(),
+  costWei: z.string().optional(),
+  backend: z.string().optional(),
+  validToUnixSecs: unixSecs.optional(),
+  progress: z.array(z.string().max(64)).max(64),
+  error: z.strictObject({ code: z.string(), detail: z.string() }).optional(),
+  updatedAtUnixSecs: unixSecs
+})
+
+export function contractKey (role: ContractRole, id: string): string {
+  return `${role}/${id}`
+}
+
+export function encodeContract (c: StoredContract): Uint8Array {
+  // Drop undefined fields: DAG-CBOR has no undefined.
+  return encodeCanonical(Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)))
+}
+
+export function decodeContract (bytes: Uint8Array): StoredContract {
+  return schema.parse(decodeCanonical(bytes)) as StoredContract
+}

@@ -1,0 +1,60 @@
+/**
+ * The node's services, built from the components in dependency order. The order of the
+ * NodeServices keys is the start order (node.ts starts them in it and stops them in reverse).
+ */
+import type { NodeComponents } from '../components.js'
+import type { AttestationSetup } from '../attestation-setup.js'
+import { CollectionUpkeep } from './collection-upkeep.js'
+import { GossipService } from './gossip.js'
+import { SyncScheduler } from './sync-scheduler.js'
+import { AttestationService } from './attestation.js'
+import { Bonding } from './bonding.js'
+import { VerifiedLevels } from './verified-levels.js'
+import { OwnCard } from './own-card.js'
+import { TrustService } from './trust.js'
+import { ProviderService } from './provider.js'
+import { BootstrapRedial } from './bootstrap-redial.js'
+import { Requester } from './requester.js'
+import { ApiService } from './api.js'
+
+export interface NodeServices {
+  upkeep: CollectionUpkeep
+  gossip: GossipService
+  sync: SyncScheduler
+  attestation: AttestationService
+  bonding: Bonding
+  verifiedLevels: VerifiedLevels
+  ownCard: OwnCard
+  trust: TrustService
+  provider: ProviderService
+  bootstrap: BootstrapRedial
+  requester: Requester
+  api: ApiService
+}
+
+export function createServices (components: NodeComponents, setup: AttestationSetup, options: { api: boolean }): NodeServices {
+  const upkeep = new CollectionUpkeep(components)
+  const gossip = new GossipService(components, { persist: upkeep.persist })
+  // A new bond may lift that provider's verified level.
+  const attestation = new AttestationService(components, setup, { onBond: (providerId) => { verifiedLevels.reverify(providerId) } })
+  const bonding = new Bonding(components, attestation)
+  const verifiedLevels = new VerifiedLevels(components, attestation, bonding)
+  const ownCard = new OwnCard(components, { attestation, gossip })
+  const trust = new TrustService(components)
+  const provider = new ProviderService(components, { attestation, ownCard })
+  const services: NodeServices = {
+    upkeep,
+    gossip,
+    sync: new SyncScheduler(components, { persist: upkeep.persist }),
+    attestation,
+    bonding,
+    verifiedLevels,
+    ownCard,
+    trust,
+    provider,
+    bootstrap: new BootstrapRedial(components),
+    requester: new Requester(components, { gossip, attestation, verifiedLevels, provider, trust }),
+    api: new ApiService(components, { enabled: options.api, services: () => services })
+  }
+  return services
+}

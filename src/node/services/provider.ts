@@ -1,0 +1,268 @@
+/**
+ * The provider role in the contract flow: answers RFPs on the bid protocol with a signed CCB
+ * (capacity reserved until the bid expires) or a reasoned decline, and on an accepted bid
+ * provisions the machine through its backend and returns the CCR with the receipt sealed to the
+ * requester. Contract state is on disk before each irreversible step: a restart neither forgets a
+ * grant nor provisions one twice. The bid protocol instance is shared with the requester side.
+ */
+import type { Connection, PeerId, Startable } from '@libp2p/interface'
+import { x25519 } from '@noble/curves/ed25519.js'
+import { BidProtocol, type BidAnswer, type ProvisionOutcome } from '../../protocols/bid.js'
+import { decodeRecord, signRecord } from '../../market/record.js'
+import { CcrfpType, type SignedCcrfp } from '../../market/ccrfp.js'
+import { CcbType, type SignedCcb } from '../../market/ccb.js'
+import { CcbaType } from '../../market/ccba.js'
+import { CcrType } from '../../market/ccr.js'
+import { DeclineType, type DeclineCode } from '../../market/decline.js'
+import { decideBid, reservationIdFor } from '../../market/bid-engine.js'
+import { CapacityLedger, capacityTotals } from '../../market/capacity.js'
+import { checkCcba } from '../../market/contract-checks.js'
+import { strongRefTo } from '../../market/strong-ref.js'
+import { datetimeFromUnixSecs } from '../../market/datetime.js'
+import { didFromPublicKey, type Did } from '../../market/identity.js'
+import { userDataMatches } from '../../market/ccrfp.js'
+import { openBytes, sealReceipt, USER_DATA_INFO } from '../../market/sealed-receipt.js'
+import { toHex } from '../../market/bytes.js'
+import type { CID } from '../../market/cbor.js'
+import { CmeshError } from '../../market/errors.js'
+import { generateGrantKeyPair } from '../../backends/ssh-keys.js'
+import { LocalDevBackend } from '../../backends/local-dev.js'
+import type { Backend, Instance } from '../../backends/backend.js'
+import { every, nowSecs, type NodeComponents } from '../components.js'
+import { contractKey, decodeContract, encodeContract, type StoredContract } from '../contract-state.js'
+import type { AttestationService } from './attestation.js'
+import type { OwnCard } from './own-card.js'
+
+/** Bids in flight, each holding a reservation: bounded so a requester cannot make us hold unbounded state. */
+export const MAX_OPEN_BIDS = 1000
+const LEDGER_KEY = 'capacity'
+
+interface OpenBid { rfp: SignedCcrfp, ccb: SignedCcb, sealKey: Uint8Array, requester: Did }
+
+function didOfPeer (peer: PeerId): Did | undefined {
+  const key = peer.publicKey?.raw
+  return key === undefined ? undefined : didFromPublicKey(key)
+}
+
+export class ProviderService implements Startable {
+  readonly bid: BidProtocol
+  private ledger = new CapacityLedger({})
+  private readonly open = new Map<string, OpenBid>()
+  private readonly backends = new Map<string, Backend>()
+  private readonly instances = new Map<string, { backend: Backend, instance: Instance }>()
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard }) {
+    const { config, log } = components
+    const providing = config.roles.includes('provider')
+    this.bid = new BidProtocol(components.libp2p, {
+      network: config.network,
+      // The gate: a bond at this node's own floor on this very connection.
+      isBonded: (conn: Connection) => init.attestation.attest.isBonded(conn),
+      now: components.now,
+      log: log.forComponent('bid').debug,
+      ...(providing
+        ? {
+            handlers: {
+              onRfp: async (rfp, peer) => await this.answer(rfp, peer),
+              onAccept: async (ccba, peer, progress, signal) => await this.fulfil(ccba, peer, progress, signal),
+              onRelease: async (ccb, peer) => { this.release(ccb, peer) }
+            }
+          }
+        : {})
+    })
+  }
+
+  async start (): Promise<void> {
+    const { store, log, config } = this.components
+    const card = this.init.ownCard.current
+    if (card !== undefined) {
+      this.ledger = CapacityLedger.fromCard(card.value)
+      const saved = await store.get('state', LEDGER_KEY)
+      if (saved !== undefined) {
+        try {
+          const restored = CapacityLedger.fromJSON(JSON.parse(new TextDecoder().decode(saved)))
+          // Totals follow the card (the operator may have changed it); holds carry over.
+          restored.setTotals(capacityTotals(card.value))
+          this.ledger = restored
+        } catch (err) {
+          log.warn(`stored capacity ledger unreadable (${(err as Error).message}); starting from the card`)
+        }
+      }
+      for (const b of card.value.backends) {
+        // Only the embedded local backend can provision today; cloud and bare-metal come with the Fleet.
+        if (b.kind === 'local') this.backends.set(b.name, new LocalDevBackend({ name: b.name, capabilities: { regions: b.regions, maxCpu: b.maxCpu, maxMemoryMiB: b.maxMemoryMiB, maxDiskGiB: b.maxDiskGiB, tdx: b.tdx }, log: log.forComponent('backend'), now: this.components.now }))
+      }
+    }
+    await this.recover()
+    await this.bid.start()
+    if (config.roles.includes('provider')) this.timer = every(10, () => { this.expireBids() })
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    await this.bid.stop()
+    for (const { backend, instance } of this.instances.values()) await backend.terminate(instance).catch(() => {})
+    this.instances.clear()
+  }
+
+  /** A restart: grants that were being provisioned are interrupted (never provisioned again); local instances ended with the process. */
+  private async recover (): Promise<void> {
+    const { store, metrics } = this.components
+    for (const [key, bytes] of await store.entries('contracts')) {
+      if (!key.startsWith('provider/')) continue
+      const c = decodeContract(bytes)
+      const local = c.backend !== undefined && this.backends.get(c.backend)?.kind === 'local'
+      if (c.state === 'provisioning' || c.state === 'accepted') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted while provisioning; it will not provision this grant again' } })
+      else if (c.state === 'ready' && local) await this.save({ ...c, state: 'ended', error: { code: 'INSTANCE_ENDED', detail: 'the local dev backend\'s instances end with the node' } })
+      else continue
+      metrics.contracts.inc({ role: 'provider', state: 'interrupted' })
+    }
+  }
+
+  private async save (c: StoredContract): Promise<void> {
+    await this.components.store.put('contracts', contractKey('provider', c.id), encodeContract({ ...c, updatedAtUnixSecs: nowSecs(this.components) }))
+  }
+
+  private async persistLedger (): Promise<void> {
+    await this.components.store.put('state', LEDGER_KEY, new TextEncoder().encode(JSON.stringify(this.ledger.toJSON())))
+  }
+
+  /** RFP → a signed CCB (capacity reserved) or a signed decline with its reason. */
+  private async answer (bytes: Uint8Array, peer: PeerId): Promise<BidAnswer> {
+    const { identity, metrics } = this.components
+    const now = nowSecs(this.components)
+    const rfp = decodeRecord(bytes, [CcrfpType])
+    const card = this.init.ownCard.current
+    const decline = (code: DeclineCode, detail: string): BidAnswer => this.decline(rfp, code, detail)
+    // The RFP comes from its requester, on the requester's own connection.
+    if (didOfPeer(peer) !== rfp.value.requester) return decline('POLICY_REFUSED', 'the RFP must come from its requester')
+    if (card === undefined) return decline('NO_CAPACITY', 'this node publishes no provider card')
+    if (this.open.size >= MAX_OPEN_BIDS) return decline('NO_CAPACITY', 'too many open bids')
+    this.ledger.expire(now)
+    const decision = decideBid({
+      card: card.value,
+      rfp,
+      capacity: this.ledger,
+      ownLevel: this.init.attestation.offer,
+      ownMeasurements: card.value.attestationDigest,
+      now
+    })
+    if (decision.kind === 'decline') return this.decline(rfp, decision.code, decision.detail)
+    const o = decision.offer
+    const reserved = this.ledger.reserve(o.reservationId, o.backend, { cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB }, o.expiresAtUnixSecs, now)
+    if (reserved !== 'reserved' && reserved !== 'duplicate') return decline('NO_CAPACITY', `capacity could not be reserved (${reserved})`)
+    await this.persistLedger()
+    const sealKey = x25519.utils.randomSecretKey()
+    const ccb = signRecord(CcbType, {
+      embed: strongRefTo(rfp),
+      bid: { cost: o.costWei, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
+      provider: identity.did,
+      createdAtUnixSecs: now,
+      cmesh: { expiresAtUnixSecs: o.expiresAtUnixSecs, backend: o.backend, region: o.region, level: card.value.attestationLevel, cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB, durationSecs: o.durationSecs, sealKey: x25519.getPublicKey(sealKey) }
+    }, identity)
+    this.open.set(ccb.cid.toString(), { rfp, ccb, sealKey, requester: rfp.value.requester })
+    metrics.bidsSent.inc({ outcome: 'bid' })
+    return { ccb: ccb.bytes }
+  }
+
+  private decline (rfp: SignedCcrfp, code: DeclineCode, detail: string): BidAnswer {
+    const { identity, metrics } = this.components
+    const record = signRecord(DeclineType, { rfp: strongRefTo(rfp), provider: identity.did, createdAtUnixSecs: nowSecs(this.components), code, detail: detail.slice(0, 256) }, identity)
+    metrics.bidsSent.inc({ outcome: 'decline' })
+    metrics.declines.inc({ side: 'sent', code })
+    return { decline: record.bytes }
+  }
+
+  /** Not chosen: the reservation goes back. */
+  private release (ccb: CID, peer: PeerId): void {
+    const bid = this.open.get(ccb.toString())
+    if (bid === undefined || bid.requester !== didOfPeer(peer)) return
+    this.open.delete(ccb.toString())
+    this.ledger.release(reservationIdFor(bid.rfp))
+    void this.persistLedger().catch(() => {})
+  }
+
+  private expireBids (): void {
+    const now = nowSecs(this.components)
+    for (const [key, bid] of this.open) if (bid.ccb.value.cmesh.expiresAtUnixSecs <= now) this.open.delete(key)
+    if (this.ledger.expire(now).length > 0) void this.persistLedger().catch(() => {})
+  }
+
+  /** CCBA → provision → CCR + sealed receipt. Idempotent per CCBA: a retry gets the stored answer. */
+  private async fulfil (bytes: Uint8Array, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal): Promise<ProvisionOutcome> {
+    const { identity, store, metrics, log } = this.components
+    const now = nowSecs(this.components)
+    const ccba = decodeRecord(bytes, [CcbaType])
+    const id = ccba.cid.toString()
+    const stored = await store.get('contracts', contractKey('provider', id))
+    if (stored !== undefined) {
+      const c = decodeContract(stored)
+      if (c.state === 'ready' && c.ccr !== undefined && c.receipt !== undefined) return { ccr: c.ccr, receipt: c.receipt }
+      return { failed: c.error ?? { code: 'GRANT_IN_PROGRESS', detail: `this grant is ${c.state}` } }
+    }
+    const bid = this.open.get(ccba.value.bid.cid.toString())
+    if (bid === undefined) return { failed: { code: 'BID_UNKNOWN', detail: 'no open bid of this provider matches (expired, released, or from before a restart)' } }
+    if (didOfPeer(peer) !== bid.requester) return { failed: { code: 'CONTRACT_WRONG_AUTHOR', detail: 'the accept must come from the RFP\'s requester' } }
+    try {
+      checkCcba(ccba, bid.ccb, bid.rfp, now)
+    } catch (err) {
+      return { failed: { code: err instanceof CmeshError ? err.code : 'CONTRACT_INVALID', detail: (err as Error).message } }
+    }
+    const terms = bid.ccb.value.cmesh
+    const validTo = now + terms.durationSecs
+    const base: StoredContract = { role: 'provider', id, state: 'provisioning', rfp: bid.rfp.bytes, ccb: bid.ccb.bytes, ccba: ccba.bytes, counterparty: bid.requester, costWei: bid.ccb.value.bid.cost.toString(), backend: terms.backend, validToUnixSecs: validTo, progress: [], updatedAtUnixSecs: now }
+    // On disk before anything irreversible: a restart from here on never provisions this grant again.
+    this.open.delete(ccba.value.bid.cid.toString())
+    this.ledger.commit(reservationIdFor(bid.rfp), validTo)
+    await this.persistLedger()
+    await this.save(base)
+    metrics.contracts.inc({ role: 'provider', state: 'provisioning' })
+    const started = performance.now()
+    const fail = async (code: string, detail: string): Promise<ProvisionOutcome> => {
+      this.ledger.release(reservationIdFor(bid.rfp))
+      await this.persistLedger().catch(() => {})
+      await this.save({ ...base, state: 'failed', error: { code, detail } })
+      metrics.contracts.inc({ role: 'provider', state: 'failed' })
+      metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'failed' }, (performance.now() - started) / 1000)
+      log.info(`grant ${id} failed: ${code}: ${detail}`)
+      return { failed: { code, detail } }
+    }
+    let userData: Uint8Array
+    try {
+      userData = await openBytes(ccba.value.cmesh.userData, bid.sealKey, USER_DATA_INFO, bid.ccb.cid.bytes)
+    } catch (err) {
+      return await fail('USER_DATA_UNSEALABLE', (err as Error).message)
+    }
+    if (!userDataMatches(bid.rfp.value.user_data, userData)) return await fail('USER_DATA_MISMATCH', 'the sealed user_data does not hash to the RFP\'s reference')
+    const backend = this.backends.get(terms.backend)
+    if (backend === undefined) return await fail('BACKEND_UNAVAILABLE', `backend ${terms.backend} cannot provision on this node`)
+    const grantKey = generateGrantKeyPair(`cmesh-grant-${id.slice(-12)}`)
+    let instance: Instance
+    try {
+      instance = await backend.provision({ id, cpus: terms.cpus, memMiB: terms.memMiB, diskGiB: terms.diskGiB, region: terms.region, tdx: bid.rfp.value.cmesh.tdx, userData, validToUnixSecs: validTo, authorizedKey: grantKey.authorizedKey }, {
+        signal: AbortSignal.any([signal, this.components.shutdown]),
+        onProgress: (event) => { progress(event.type) }
+      })
+    } catch (err) {
+      return await fail(err instanceof CmeshError ? err.code : 'BACKEND_PROVISION_FAILED', (err as Error).message)
+    }
+    this.instances.set(id, { backend, instance })
+    progress('sealing')
+    const ccr = signRecord(CcrType, {
+      rfp: strongRefTo(bid.rfp),
+      bid: strongRefTo(bid.ccb),
+      ccba: strongRefTo(ccba),
+      createdAt: datetimeFromUnixSecs(nowSecs(this.components)),
+      ...(instance.ipv4 !== undefined || instance.ipv6 !== undefined ? { compute: { ...(instance.ipv4 !== undefined ? { ipv4: instance.ipv4 } : {}), ...(instance.ipv6 !== undefined ? { ipv6: instance.ipv6 } : {}) } } : {}),
+      provider: identity.did,
+      createdAtUnixSecs: nowSecs(this.components)
+    }, identity)
+    const receipt = await sealReceipt({ host: instance.host, port: instance.port, user: instance.user, privateKey: grantKey.privateKey, hostKeyFingerprint: instance.hostKeyFingerprint, hostKey: instance.hostKey, grantId: id, validToUnixSecs: validTo }, ccba.value.cmesh.receiptKey, ccr.cid.bytes)
+    await this.save({ ...base, state: 'ready', ccr: ccr.bytes, receipt })
+    metrics.contracts.inc({ role: 'provider', state: 'ready' })
+    metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'ready' }, (performance.now() - started) / 1000)
+    log.info(`grant ${id} ready for ${bid.requester} on ${terms.backend} (${toHex(ccr.digest).slice(0, 16)}…)`)
+    return { ccr: ccr.bytes, receipt }
+  }
+}
