@@ -37,6 +37,28 @@ export interface MeshLibp2pInit {
   heartbeatMs?: number
   ipColocationWhitelist?: string[]
   dht?: boolean
+  /**
+   * Sees every byte this node receives, decrypted, on every connection (all protocols, gossip
+   * included). For tests and wire debugging: it is how a test proves what a node never saw.
+   */
+  wireTap?: (chunk: Uint8Array) => void
+}
+
+/** Noise, with every decrypted inbound chunk also handed to `tap`. */
+function tappedEncrypter (factory: ReturnType<typeof noise>, tap: (chunk: Uint8Array) => void): ReturnType<typeof noise> {
+  return (components) => {
+    const inner = factory(components)
+    const watch = <T extends { connection: { addEventListener: (type: 'message', fn: (evt: { data: Uint8Array | { subarray: () => Uint8Array } }) => void) => void } }>(secured: T): T => {
+      secured.connection.addEventListener('message', (evt) => { tap(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()) })
+      return secured
+    }
+    return {
+      ...inner,
+      protocol: inner.protocol,
+      secureInbound: async (conn, options) => watch(await inner.secureInbound(conn, options)),
+      secureOutbound: async (conn, options) => watch(await inner.secureOutbound(conn, options))
+    }
+  }
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
@@ -79,7 +101,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     privateKey: init.privateKey,
     addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [init.wireTap !== undefined ? tappedEncrypter(noise(), init.wireTap) : noise()],
     streamMuxers: [yamux()],
     connectionManager: {
       // Inbound connections are rate-limited per IP (5/s by default); every local node shares 127.0.0.1.

@@ -33,6 +33,8 @@ export interface CmeshNodeInit {
   api?: boolean
   /** Create a new key even though the data dir holds a store (`cmesh start --new-identity`). */
   newIdentity?: boolean
+  /** Every decrypted byte the node receives (libp2p.ts): for tests and wire debugging. */
+  wireTap?: (chunk: Uint8Array) => void
 }
 
 export type { NodeServices }
@@ -47,6 +49,7 @@ export class CmeshNode {
   private readonly log: Logger
   private readonly withApi: boolean
   private readonly newIdentity: boolean
+  private readonly wireTap: ((chunk: Uint8Array) => void) | undefined
   private readonly shutdown = new AbortController()
   /** Everything started so far, in order; stopped in reverse. */
   private readonly started: Startable[] = []
@@ -58,6 +61,7 @@ export class CmeshNode {
     this.log = init.log ?? createLogger('cmesh')
     this.withApi = init.api ?? true
     this.newIdentity = init.newIdentity ?? false
+    this.wireTap = init.wireTap
   }
 
   get services (): NodeServices { return this.assembled.services }
@@ -83,7 +87,7 @@ export class CmeshNode {
       const store = new NodeStore(join(dataDir, 'db'), { onFlush: (writes, secs) => { this.metrics.storeFlushDuration.observe(secs); this.metrics.storeFlushRecords.inc(writes) } })
       await store.open()
       this.started.push({ start () {}, stop: async () => { await store.close() } })
-      const libp2p = await startStep('LISTEN_FAILED', 'libp2p', async () => await createMeshLibp2p({ privateKey: key.privateKey, network: c.network, listen: c.listen, announce: c.announce, bootstrap: c.bootstrap, heartbeatMs: c.gossipHeartbeatMs, ipColocationWhitelist: c.ipColocationWhitelist, dht: c.dht }))
+      const libp2p = await startStep('LISTEN_FAILED', 'libp2p', async () => await createMeshLibp2p({ privateKey: key.privateKey, network: c.network, listen: c.listen, announce: c.announce, bootstrap: c.bootstrap, heartbeatMs: c.gossipHeartbeatMs, ipColocationWhitelist: c.ipColocationWhitelist, dht: c.dht, ...(this.wireTap !== undefined ? { wireTap: this.wireTap } : {}) }))
       this.started.push(libp2p)
       const components: NodeComponents = { config: c, dataDir, identity: key.identity, libp2p, collection: this.collection, rfps: this.rfps, store, now: this.now, log: this.log, metrics: this.metrics, events: this.events, shutdown: this.shutdown.signal }
       const services = createServices(components, setup, { api: this.withApi })

@@ -8,6 +8,7 @@
  *                             { ccr: bytes, receipt: {enc, ct} } | { failed: {code, detail} }
  *   { release: {ccb: CID} } → { ok: true }                                       ("not chosen")
  *   any, without a bond     → { refused: {code: "BID_NOT_BONDED", detail} }
+ *   a request the provider cannot read (a bad record) → { refused: {code, detail} }, or { failed } for accept
  *
  * Records travel as their signed bytes; this module moves them and leaves every judgement (the bid
  * engine, the cross-checks, provisioning) to the handlers the node gives it.
@@ -30,7 +31,7 @@ export const BID_PROVISION_TIMEOUT_MS = 15 * 60_000
 export const BID_PROGRESS_IDLE_MS = 120_000
 export const BID_STAGE_MAX_CHARS = 64
 
-export type BidErrorCode = 'BID_NOT_BONDED' | 'BID_PROTOCOL' | 'BID_TIMEOUT' | 'BID_FAILED' | 'BID_UNREACHABLE'
+export type BidErrorCode = 'BID_NOT_BONDED' | 'BID_REFUSED' | 'BID_PROTOCOL' | 'BID_TIMEOUT' | 'BID_FAILED' | 'BID_UNREACHABLE'
 export class BidError extends CmeshError<BidErrorCode, { code?: string }> {}
 
 const record = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length > 0 && v.length <= BID_MAX_MESSAGE_BYTES)
@@ -76,6 +77,10 @@ export interface BidInit {
   log?: (line: string) => void
 }
 
+function refusal (refused: { code: string, detail: string }): BidError {
+  return new BidError(refused.code === 'BID_NOT_BONDED' ? 'BID_NOT_BONDED' : 'BID_REFUSED', `provider refused: ${refused.code}: ${refused.detail}`, { code: refused.code })
+}
+
 function protocolError (err: unknown, signal: AbortSignal, what: string): BidError {
   if (err instanceof BidError) return err
   if (signal.aborted || (err instanceof MessageError && err.kind === 'timeout')) return new BidError('BID_TIMEOUT', `${what}: no answer in time`)
@@ -102,7 +107,7 @@ export class BidProtocol {
   async requestBid (connection: Connection, rfp: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<BidAnswer> {
     return await this.exchange(connection, { rfp }, options.signal, BID_REQUEST_TIMEOUT_MS, 'bid request', async (lp, signal) => {
       const { value } = await readMessage(lp, answerMsg, signal)
-      if ('refused' in value) throw new BidError('BID_NOT_BONDED', `provider refused: ${value.refused.code}: ${value.refused.detail}`, { code: value.refused.code })
+      if ('refused' in value) throw refusal(value.refused)
       return value
     })
   }
@@ -117,7 +122,7 @@ export class BidProtocol {
           options.onProgress?.(value.progress.stage)
           continue
         }
-        if ('refused' in value) throw new BidError('BID_NOT_BONDED', `provider refused: ${value.refused.code}: ${value.refused.detail}`, { code: value.refused.code })
+        if ('refused' in value) throw refusal(value.refused)
         if ('failed' in value) throw new BidError('BID_FAILED', `provisioning failed: ${value.failed.code}: ${value.failed.detail}`, { code: value.failed.code })
         return value
       }
@@ -128,7 +133,7 @@ export class BidProtocol {
   async release (connection: Connection, ccb: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.exchange(connection, { release: { ccb } }, options.signal, BID_REQUEST_TIMEOUT_MS, 'release', async (lp, signal) => {
       const { value } = await readMessage(lp, releaseAnswerMsg, signal)
-      if ('refused' in value) throw new BidError('BID_NOT_BONDED', `provider refused: ${value.refused.code}`, { code: value.refused.code })
+      if ('refused' in value) throw refusal(value.refused)
     })
   }
 
@@ -165,8 +170,17 @@ export class BidProtocol {
         return
       }
       const { value } = await readMessage(lp, requestMsg, signal)
+      // A typed refusal from a handler (a record that does not decode or check) is answered, not dropped.
+      const answer = async (run: () => Promise<unknown>, typed: (r: { code: string, detail: string }) => unknown): Promise<unknown> => {
+        try {
+          return await run()
+        } catch (err) {
+          if (!(err instanceof CmeshError)) throw err
+          return typed({ code: err.code, detail: err.message.slice(0, 512) })
+        }
+      }
       if ('rfp' in value) {
-        await writeMessage(lp, await handlers.onRfp(value.rfp, peer, signal), signal)
+        await writeMessage(lp, await answer(async () => await handlers.onRfp(value.rfp, peer, signal), (refused) => ({ refused })), signal)
       } else if ('release' in value) {
         await handlers.onRelease(value.release.ccb, peer)
         await writeMessage(lp, { ok: true }, signal)
@@ -175,7 +189,7 @@ export class BidProtocol {
         const progress = (stage: string): void => {
           writeMessage(lp, { progress: { stage: stage.slice(0, BID_STAGE_MAX_CHARS), at: this.init.now?.() ?? Date.now() } }, signal).catch(() => {})
         }
-        await writeMessage(lp, await handlers.onAccept(value.accept, peer, progress, signal), signal)
+        await writeMessage(lp, await answer(async () => await handlers.onAccept(value.accept, peer, progress, signal), (failed) => ({ failed })), signal)
       }
       await stream.close({ signal })
     } catch (err) {
