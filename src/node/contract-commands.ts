@@ -3,8 +3,8 @@
  * the command line, through the running node's local API. The node runs the flow; these commands
  * start it, show it, and open the sealed receipt here (the SSH key is written 0600, never printed).
  */
-import { readFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { mkdir, readFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { Option, InvalidArgumentError, type Command } from 'commander'
 import { ATTESTATION_LEVELS } from '../market/ladder.js'
 import { fromHex } from '../market/bytes.js'
@@ -147,6 +147,7 @@ export function addContractCommands (program: Command, run: CliRun): void {
       const receipt = await openReceipt({ enc: fromHex(got.enc), ct: fromHex(got.ct) }, fromHex(got.receiptKey), cidForBytes(ccr).bytes)
       const keyFile = resolve(opts.keyOut ?? join(opts.data, 'receipts', `${id}.key`))
       const knownHosts = `${keyFile}.known_hosts`
+      await mkdir(dirname(keyFile), { recursive: true, mode: 0o700 })
       await writeFileAtomic(keyFile, new TextEncoder().encode(receipt.privateKey), 0o600)
       await writeFileAtomic(knownHosts, new TextEncoder().encode(`[${receipt.host}]:${receipt.port} ${receipt.hostKey}\n`), 0o600)
       const ssh = ['ssh', '-i', keyFile, '-p', String(receipt.port), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, `${receipt.user}@${receipt.host}`]

@@ -10,7 +10,8 @@ const SERIES = [
   'cmesh_gossip_verdicts_total', 'cmesh_collection_records', 'cmesh_sync_sessions_total', 'cmesh_sync_records_total',
   'cmesh_sync_session_duration_seconds', 'cmesh_attest_sessions_total', 'cmesh_attest_session_duration_seconds',
   'cmesh_quote_verifications_total', 'cmesh_quote_verification_duration_seconds', 'cmesh_evidence_fetches_total',
-  'cmesh_peers_connected', 'cmesh_store_flush_duration_seconds', 'cmesh_verification_queue'
+  'cmesh_peers_connected', 'cmesh_store_flush_duration_seconds', 'cmesh_verification_queue',
+  'cmesh_bids_sent_total', 'cmesh_bids_received_total', 'cmesh_declines_total', 'cmesh_contracts_total', 'cmesh_provision_duration_seconds'
 ]
 
 describe('GET /metrics', () => {
