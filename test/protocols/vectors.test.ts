@@ -9,6 +9,11 @@
  *
  * The attest vectors are also produced by running two AttestProtocol instances over an in-memory
  * stream pair with the nonces fixed, so the transcript is the protocol's own, not a re-derivation.
+ * Likewise the bid frames are read off a BidProtocol serving an in-memory stream. The contract
+ * records (CCRFP → CCB | Decline → CCBA → CCR) are signed at fixed times with fixed seeds, the CCB's
+ * and the decline's terms come from the bid engine, and the sealed payloads (user_data, receipt) use
+ * fixed HPKE ephemeral keys; the test then decodes the document's bytes, cross-checks the chain and
+ * opens the document's ciphertexts with the library.
  *
  * To print the blocks after a deliberate change: VECTORS_PRINT=1 node --import tsx test/protocols/vectors.test.ts
  */
@@ -22,18 +27,26 @@ import { streamPair } from '@libp2p/utils'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { sha512 } from '@noble/hashes/sha2.js'
-import type { Connection, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { CipherSuite } from '@hpke/core'
+import { DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/dhkem-x25519'
+import { Chacha20Poly1305 } from '@hpke/chacha20poly1305'
 import {
   identityFromSeed, signRecord, decodeRecord, decodeCanonical, encodeCanonical, cidForBytes, rawCidForBytes, sha256Digest,
   concatBytes, lengthPrefixed, toHex, fromHex, utf8, bucketOf, ProviderCollection, ProviderCardType, RetirementType,
-  COLLECTION_RECORD_TYPES, CcrfpType, RECORD_SIGNATURE_DOMAIN, RecordError, rateTableDigest, type Identity, type Rate
+  COLLECTION_RECORD_TYPES, CcrfpType, RECORD_SIGNATURE_DOMAIN, RecordError, rateTableDigest, type Identity, type Rate,
+  CcbType, DeclineType, CcbaType, CcrType, VouchType, strongRefTo, refersTo, userDataRef, userDataMatches, bidDeadline,
+  decideBid, contractCostWei, BID_GRACE_SECS, CapacityLedger, checkCcb, checkCcba, checkCcr, checkDecline, choose,
+  datetimeFromUnixSecs, tryParseSize, sizeToMiB, sizeToGiB, formatBytes, CID, type ProviderCard, type SignedCcrfp
 } from '../../src/market/index.js'
+import { openBytes, openReceipt, receiptPublicKey, sshFingerprint, USER_DATA_INFO, RECEIPT_INFO, type Receipt } from '../../src/market/sealed-receipt.js'
+import { BidProtocol, BID_MESSAGES, BID_MAX_MESSAGE_BYTES, type BidHandlers } from '../../src/protocols/bid.js'
 import { attestContext, attestReportData, softwareProofInput } from '../../src/attestation/binding.js'
 import { cardEvidenceReportData, measurementManifestDigest } from '../../src/attestation/card-evidence.js'
 import { AttestProtocol, ATTEST_MESSAGES, type Bond } from '../../src/protocols/attest.js'
 import { SYNC_MESSAGES } from '../../src/protocols/sync.js'
 import { EVIDENCE_MESSAGES } from '../../src/protocols/evidence.js'
-import { decodeMessage } from '../../src/protocols/messages.js'
+import { decodeMessage, framed } from '../../src/protocols/messages.js'
 
 const DOC_PATH = new URL('../../docs/PROTOCOLS.md', import.meta.url)
 
@@ -131,7 +144,36 @@ const R_NONCE = seq(0x20, 32)
 const MEASUREMENTS = { mrTd: fill(0x01, 48), rtmr: [fill(0x02, 48), fill(0x03, 48), fill(0x04, 48), fill(0x05, 48)] as [Uint8Array, Uint8Array, Uint8Array, Uint8Array], mrConfigId: fill(0x00, 48) }
 const MANIFEST = measurementManifestDigest(MEASUREMENTS)
 
-function computeVectors (): Blocks {
+/** The contract vectors (§10.5–10.7): who signs, when, and the fixed X25519 keys. */
+const REQUESTER_SEED = sha256Digest(utf8('vector requester'))
+const SEAL_SK = sha256Digest(utf8('vector seal key'))
+const RECEIPT_SK = sha256Digest(utf8('vector receipt key'))
+const USER_DATA_SKE = sha256Digest(utf8('vector user_data ephemeral'))
+const RECEIPT_SKE = sha256Digest(utf8('vector receipt ephemeral'))
+const USER_DATA = utf8('#!/bin/sh\necho hello from cmesh\n')
+const T_BID = T0 + 5
+const T_ACCEPT = T0 + 40
+const T_CCR = T0 + 60
+const PROGRESS_AT_MS = T_ACCEPT * 1000 + 250
+const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH'
+/** The schema checks only a private key's armour; this one is a placeholder, not a key. */
+const PLACEHOLDER_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\ndmVjdG9yIHBsYWNlaG9sZGVy\n-----END OPENSSH PRIVATE KEY-----\n'
+const REFUSED_DETAIL = 'attest first: this connection has no bond at the provider\'s floor'
+const FAILED = { code: 'USER_DATA_MISMATCH', detail: 'the sealed user_data does not hash to the RFP\'s reference' }
+/** Size spellings for §4.3 / §10.7: the grammar accepts the first list and refuses the second. */
+const SIZES_ACCEPTED = ['1K', '512K', '4G', '20G', '100G', '1536M', '1T', '8191T', '8796093022207K']
+const SIZES_REFUSED = ['0G', '04G', '4g', '4GB', '4Gi', '4.5G', '4', 'G', '+4G', '8192T', '9007199254740991K', '1000000000000000K']
+
+const hpke = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Chacha20Poly1305() })
+
+/** HPKE base-mode seal with a fixed ephemeral private key (RFC 9180's test hook), so the output is fixed. */
+async function sealWith (skE: Uint8Array, recipient: Uint8Array, info: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<{ enc: Uint8Array, ct: Uint8Array }> {
+  const ekm = { privateKey: await hpke.kem.deserializePrivateKey(skE), publicKey: await hpke.kem.deserializePublicKey(receiptPublicKey(skE)) }
+  const sealed = await hpke.seal({ recipientPublicKey: await hpke.kem.deserializePublicKey(recipient), info, ekm }, plaintext, aad)
+  return { enc: new Uint8Array(sealed.enc), ct: new Uint8Array(sealed.ct) }
+}
+
+async function computeVectors (): Promise<Blocks> {
   const blocks: Blocks = []
   const block = (name: string): Array<[string, Value]> => {
     const entries: Array<[string, Value]> = []
@@ -256,6 +298,116 @@ function computeVectors (): Blocks {
   const missing = encodeCanonical({ missing: true })
   decodeMessage(missing, EVIDENCE_MESSAGES.response)
   block('evidence').push(['evidence.frame.request', frame(request)], ['evidence.frame.missing', frame(missing)])
+
+  // §10.5: one contract. The requester asks the §10.2 card's provider (a bid, priced by the bid
+  // engine) and the §2 example identity (a decline, reasoned by the bid engine), accepts the bid
+  // with user_data sealed to the bid's key, and gets the CCR and the receipt sealed to its key.
+  const requester = identityFromSeed(REQUESTER_SEED)
+  const rfp = signRecord(CcrfpType, {
+    requester: requester.did,
+    createdAtUnixSecs: T0,
+    cpus: 2,
+    mem: '4G',
+    disk: '20G',
+    network: '100G',
+    location: { country: 'IE', region: 'eu-west' },
+    role: 'worker',
+    user_data: userDataRef(USER_DATA),
+    cmesh: { scheme: 'vm.ssh', tdx: true, floor: 'TdxRemote', expectedMeasurements: MANIFEST, priceCapWei: 10n ** 16n, durationSecs: 3600, bidWindowSecs: 30 }
+  }, requester)
+  const decision = decideBid({ card: card.value, rfp, capacity: CapacityLedger.fromCard(card.value), ownLevel: 'TdxRemote', ownMeasurements: MANIFEST, now: T_BID })
+  assert.ok(decision.kind === 'bid', 'the §10.2 card bids on the §10.5 RFP')
+  const offer = decision.offer
+  assert.equal(offer.expiresAtUnixSecs, bidDeadline(rfp.value) + BID_GRACE_SECS)
+  assert.equal(offer.costWei, contractCostWei(rates[0] as Rate, { cpus: 2, memMiB: 4096, diskGiB: 20 }, 3600))
+  const sealKey = receiptPublicKey(SEAL_SK)
+  const ccb = signRecord(CcbType, {
+    embed: strongRefTo(rfp),
+    bid: { cost: offer.costWei, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
+    provider: provider.did,
+    createdAtUnixSecs: T_BID,
+    cmesh: { expiresAtUnixSecs: offer.expiresAtUnixSecs, backend: offer.backend, region: offer.region, level: card.value.attestationLevel, cpus: offer.cpus, memMiB: offer.memMiB, diskGiB: offer.diskGiB, durationSecs: offer.durationSecs, sealKey }
+  }, provider)
+  const elsewhere: ProviderCard = { ...card.value, providerId: example.did, backends: card.value.backends.map((b) => ({ ...b, regions: ['us-east'] })) }
+  const no = decideBid({ card: elsewhere, rfp, capacity: CapacityLedger.fromCard(elsewhere), ownLevel: 'TdxRemote', ownMeasurements: MANIFEST, now: T_BID })
+  assert.ok(no.kind === 'decline')
+  const decline = signRecord(DeclineType, { rfp: strongRefTo(rfp), provider: example.did, createdAtUnixSecs: T_BID, code: no.code, detail: no.detail }, example)
+  const receiptKey = receiptPublicKey(RECEIPT_SK)
+  const sealedUserData = await sealWith(USER_DATA_SKE, sealKey, USER_DATA_INFO, ccb.cid.bytes, USER_DATA)
+  const ccba = signRecord(CcbaType, {
+    embed: strongRefTo(rfp),
+    bid: strongRefTo(ccb),
+    requester: requester.did,
+    createdAtUnixSecs: T_ACCEPT,
+    cmesh: { receiptKey, userData: sealedUserData }
+  }, requester)
+  const ccr = signRecord(CcrType, {
+    rfp: strongRefTo(rfp),
+    bid: strongRefTo(ccb),
+    ccba: strongRefTo(ccba),
+    createdAt: datetimeFromUnixSecs(T_CCR),
+    compute: { ipv4: '192.0.2.10' },
+    provider: provider.did,
+    createdAtUnixSecs: T_CCR
+  }, provider)
+  const receipt: Receipt = {
+    host: '192.0.2.10',
+    port: 2222,
+    user: 'cmesh',
+    privateKey: PLACEHOLDER_KEY,
+    hostKeyFingerprint: sshFingerprint(HOST_KEY),
+    hostKey: HOST_KEY,
+    grantId: ccba.cid.toString(),
+    validToUnixSecs: T_ACCEPT + ccb.value.cmesh.durationSecs
+  }
+  const receiptPlaintext = encodeCanonical(receipt)
+  const sealedReceipt = await sealWith(RECEIPT_SKE, receiptKey, RECEIPT_INFO, ccr.cid.bytes, receiptPlaintext)
+  const vouch = signRecord(VouchType, { truster: requester.did, subject: provider.did, createdAtUnixSecs: T0, note: 'ran a contract' }, requester)
+  const contract = block('contract')
+  contract.push(['contract.requester.seed', REQUESTER_SEED], ['contract.requester.did', `"${requester.did}"`],
+    ['contract.userData', USER_DATA], ['contract.userDataRef', `"${rfp.value.user_data}"`],
+    ['rfp.bytes', rfp.bytes], ['rfp.cidString', `"${rfp.cid.toString()}"`], ['rfp.uri', `"${rfp.uri}"`],
+    ['ccb.sealKey.private', SEAL_SK], ['ccb.sealKey', sealKey], ['ccb.cost', `"${offer.costWei}"`],
+    ['ccb.bytes', ccb.bytes], ['ccb.cid', ccb.cid.bytes], ['ccb.cidString', `"${ccb.cid.toString()}"`], ['ccb.uri', `"${ccb.uri}"`],
+    ['decline.detail', `"${no.detail}"`], ['decline.bytes', decline.bytes], ['decline.cidString', `"${decline.cid.toString()}"`],
+    ['ccba.receiptKey.private', RECEIPT_SK], ['ccba.receiptKey', receiptKey], ['ccba.bytes', ccba.bytes],
+    ['ccba.cidString', `"${ccba.cid.toString()}"`], ['ccba.uri', `"${ccba.uri}"`],
+    ['ccr.bytes', ccr.bytes], ['ccr.cid', ccr.cid.bytes], ['ccr.cidString', `"${ccr.cid.toString()}"`], ['ccr.uri', `"${ccr.uri}"`],
+    ['vouch.bytes', vouch.bytes], ['vouch.cidString', `"${vouch.cid.toString()}"`])
+
+  // §10.6: the two sealed payloads.
+  const sealing = block('sealing')
+  sealing.push(['userData.skE', USER_DATA_SKE], ['userData.enc', sealedUserData.enc], ['userData.ct', sealedUserData.ct],
+    ['receipt.hostKey', `"${HOST_KEY}"`], ['receipt.hostKeyFingerprint', `"${receipt.hostKeyFingerprint}"`],
+    ['receipt.plaintext', receiptPlaintext], ['receipt.skE', RECEIPT_SKE], ['receipt.enc', sealedReceipt.enc], ['receipt.ct', sealedReceipt.ct],
+    ['receipt.knownHosts', `"[${receipt.host}]:${receipt.port} ${receipt.hostKey}"`])
+
+  // §6c / §10.6: bid protocol frames (BidProtocol itself sends them, see the live test).
+  const bidFrames = block('bid')
+  const rfpRequest = encodeCanonical({ rfp: rfp.bytes })
+  const bidMessages: Array<[string, unknown, keyof typeof BID_MESSAGES]> = [
+    ['bid.frame.refused', { refused: { code: 'BID_NOT_BONDED', detail: REFUSED_DETAIL } }, 'answer'],
+    ['bid.frame.progress', { progress: { stage: 'provision:starting', at: PROGRESS_AT_MS } }, 'provision'],
+    ['bid.frame.failed', { failed: FAILED }, 'provision'],
+    ['bid.frame.release', { release: { ccb: ccb.cid } }, 'request'],
+    ['bid.frame.ok', { ok: true }, 'releaseAnswer']
+  ]
+  decodeMessage(rfpRequest, BID_MESSAGES.request)
+  bidFrames.push(['bid.frame.rfpHead', frame(rfpRequest).subarray(0, frame(rfpRequest).length - rfp.bytes.length)])
+  for (const [name, msg, schema] of bidMessages) {
+    const bytes = encodeCanonical(msg)
+    decodeMessage(bytes, BID_MESSAGES[schema])
+    bidFrames.push([name, frame(bytes)])
+  }
+
+  // §10.7: the size grammar and the cost formula.
+  for (const s of SIZES_ACCEPTED) assert.ok(tryParseSize(s) !== undefined, `${s} is a size`)
+  for (const s of SIZES_REFUSED) assert.equal(tryParseSize(s), undefined, `${s} is not a size`)
+  const sizes = block('sizes')
+  sizes.push(['size.accepted', `"${SIZES_ACCEPTED.join(' ')}"`], ['size.refused', `"${SIZES_REFUSED.join(' ')}"`],
+    ['size.4G.MiB', `"${sizeToMiB('4G')}"`], ['size.512K.MiB', `"${sizeToMiB('512K')}"`], ['size.1536M.GiB', `"${sizeToGiB('1536M')}"`],
+    ['size.100G.GiB', `"${sizeToGiB('100G')}"`], ['size.format.1536MiB', `"${formatBytes(1536n * 1024n * 1024n)}"`],
+    ['cost.example', `"${contractCostWei({ cpuHourWei: 1000n, memoryGiBHourWei: 1000n, diskGiBHourWei: 0n }, { cpus: 1, memMiB: 1536, diskGiB: 0 }, 90)}"`])
   return blocks
 }
 
@@ -387,10 +539,26 @@ async function liveExchange (): Promise<{ initiator: Bond, responder: Bond }> {
   }
 }
 
+// ---------------------------------------------------------------- the live bid protocol
+
+/** A BidProtocol serving one in-memory stream; returns the requester's end. */
+async function bidStream (bonded: boolean, handlers: BidHandlers, remotePeer: PeerId): Promise<Stream> {
+  const [a, b] = await streamPair()
+  let handler: ((stream: Stream, connection: Connection) => void) | undefined
+  const registrar = { handle: async (_protocol: string, h: typeof handler) => { handler = h }, unhandle: async () => {} }
+  const bid = new BidProtocol(registrar, { network: NETWORK, isBonded: () => bonded, handlers, now: () => PROGRESS_AT_MS })
+  await bid.start()
+  assert.ok(handler !== undefined)
+  handler(b, { id: 'p', remotePeer, status: 'open' } as unknown as Connection)
+  return a
+}
+
 // ---------------------------------------------------------------- the tests
 
+const BLOCKS = await computeVectors()
+
 describe('docs/PROTOCOLS.md test vectors', () => {
-  const blocks = computeVectors()
+  const blocks = BLOCKS
   if (process.env.VECTORS_PRINT === '1') console.log(printBlocks(blocks))
   const doc = parseDoc(readFileSync(DOC_PATH, 'utf8'))
   const computed = new Map(blocks.flatMap(({ entries }) => entries.map(([n, v]) => [n, asDoc(v)] as const)))
@@ -445,6 +613,121 @@ describe('docs/PROTOCOLS.md test vectors', () => {
     assert.equal(initiator.level, 'Software')
     assert.equal(toHex(initiator.manifest), doc.values.get('manifest.digest'), 'the initiator recorded R\'s declared manifest')
     assert.deepEqual(responder.manifest, new Uint8Array(32), 'a node without a quote provider declares 32 zero bytes')
+  })
+
+  const hex = (name: string): Uint8Array => fromHex(doc.values.get(name) ?? '')
+  const text = (name: string): string => (doc.values.get(name) ?? '').slice(1, -1)
+
+  it('the contract records in the document decode, point at each other and pass the cross-checks', () => {
+    const rfp = decodeRecord(hex('rfp.bytes'), [CcrfpType])
+    const ccb = decodeRecord(hex('ccb.bytes'), [CcbType])
+    const decline = decodeRecord(hex('decline.bytes'), [DeclineType])
+    const ccba = decodeRecord(hex('ccba.bytes'), [CcbaType])
+    const ccr = decodeRecord(hex('ccr.bytes'), [CcrType])
+    const vouch = decodeRecord(hex('vouch.bytes'), [VouchType])
+    for (const [name, r] of [['rfp', rfp], ['ccb', ccb], ['decline', decline], ['ccba', ccba], ['ccr', ccr], ['vouch', vouch]] as const) {
+      assert.equal(r.cid.toString(), text(`${name}.cidString`), `${name} CID`)
+      if (doc.values.has(`${name}.uri`)) assert.equal(r.uri, text(`${name}.uri`), `${name} URI`)
+    }
+    assert.equal(toHex(ccb.cid.bytes), doc.values.get('ccb.cid'))
+    assert.equal(toHex(ccr.cid.bytes), doc.values.get('ccr.cid'))
+    // Authors: the requester signs the RFP and the accept, the provider the bid and the receipt.
+    assert.equal(rfp.author, text('contract.requester.did'))
+    assert.equal(ccba.author, rfp.value.requester)
+    assert.equal(ccb.author, text('card.did'))
+    assert.equal(ccr.author, ccb.value.provider)
+    assert.equal(decline.author, text('example.did'))
+    // The strongRef chain, and its wire form: {uri, cid} with the CID as its base32 string.
+    for (const [ref, target] of [[ccb.value.embed, rfp], [decline.value.rfp, rfp], [ccba.value.embed, rfp], [ccba.value.bid, ccb], [ccr.value.rfp, rfp], [ccr.value.bid, ccb], [ccr.value.ccba, ccba]] as const) {
+      assert.ok(refersTo(ref, target))
+    }
+    const wire = decodeCanonical(ccr.bytes) as Record<string, unknown>
+    assert.deepEqual(wire.ccba, { uri: text('ccba.uri'), cid: text('ccba.cidString') })
+    checkCcb(ccb, rfp, T_BID)
+    checkDecline(decline, rfp)
+    checkCcba(ccba, ccb, rfp, T_ACCEPT)
+    checkCcr(ccr, ccba, ccb, rfp)
+    assert.throws(() => { checkCcb(ccb, rfp, ccb.value.cmesh.expiresAtUnixSecs) }, (err: unknown) => (err as { code?: string }).code === 'CONTRACT_EXPIRED')
+    assert.equal(ccb.value.bid.cost.toString(), text('ccb.cost'))
+    assert.equal(toHex(ccb.value.cmesh.sealKey), doc.values.get('ccb.sealKey'))
+    assert.equal(decline.value.detail, text('decline.detail'))
+    assert.equal(rfp.value.user_data, text('contract.userDataRef'))
+    assert.ok(userDataMatches(rfp.value.user_data, hex('contract.userData')))
+    // The requester's policy (only-me, with the document's vouch) chooses this bid.
+    const choice = choose({
+      me: rfp.value.requester,
+      bids: [{ ccb, verifiedLevel: 'TdxRemote', simulated: false, measurements: fromHex(doc.values.get('manifest.digest') ?? '') }],
+      trust: [vouch],
+      policy: { mode: 'only-me', floor: rfp.value.cmesh.floor },
+      now: T_ACCEPT,
+      rfp: rfp as SignedCcrfp
+    })
+    assert.equal(choice.chosen?.ccb.cid.toString(), ccb.cid.toString(), JSON.stringify(choice.refused))
+  })
+
+  it('the document\'s sealed payloads open with its keys, and only with its info and aad', async () => {
+    const ccba = decodeRecord(hex('ccba.bytes'), [CcbaType])
+    const userData = { enc: hex('userData.enc'), ct: hex('userData.ct') }
+    assert.deepEqual(ccba.value.cmesh.userData, userData)
+    assert.equal(toHex(receiptPublicKey(hex('ccb.sealKey.private'))), doc.values.get('ccb.sealKey'))
+    assert.equal(toHex(receiptPublicKey(hex('ccba.receiptKey.private'))), doc.values.get('ccba.receiptKey'))
+    assert.equal(toHex(ccba.value.cmesh.receiptKey), doc.values.get('ccba.receiptKey'))
+    assert.equal(toHex(receiptPublicKey(hex('userData.skE'))), doc.values.get('userData.enc'), 'enc is the ephemeral public key')
+    assert.equal(toHex(receiptPublicKey(hex('receipt.skE'))), doc.values.get('receipt.enc'))
+    assert.deepEqual(await openBytes(userData, hex('ccb.sealKey.private'), USER_DATA_INFO, hex('ccb.cid')), hex('contract.userData'))
+    const sealed = { enc: hex('receipt.enc'), ct: hex('receipt.ct') }
+    const receipt = await openReceipt(sealed, hex('ccba.receiptKey.private'), hex('ccr.cid'))
+    assert.deepEqual(encodeCanonical(receipt), hex('receipt.plaintext'))
+    assert.equal(receipt.grantId, text('ccba.cidString'))
+    assert.equal(receipt.hostKey, text('receipt.hostKey'))
+    assert.equal(receipt.hostKeyFingerprint, text('receipt.hostKeyFingerprint'))
+    assert.equal(`[${receipt.host}]:${receipt.port} ${receipt.hostKey}`, text('receipt.knownHosts'))
+    const refused = (err: unknown): boolean => (err as { code?: string }).code === 'SEAL_OPEN_FAILED'
+    await assert.rejects(openReceipt(sealed, hex('ccba.receiptKey.private'), hex('ccb.cid')), refused)
+    await assert.rejects(openBytes(userData, hex('ccb.sealKey.private'), RECEIPT_INFO, hex('ccb.cid')), refused)
+    await assert.rejects(openBytes(userData, hex('ccb.sealKey.private'), USER_DATA_INFO, hex('ccr.cid')), refused)
+  })
+
+  it('BidProtocol itself sends the document\'s bid frames, and carries the contract records', async () => {
+    const peer = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', REQUESTER_SEED))
+    const released: string[] = []
+    const handlers: BidHandlers = {
+      onRfp: async () => ({ ccb: hex('ccb.bytes') }),
+      onAccept: async (ccba, _peer, progress) => {
+        progress('provision:starting')
+        return ccba.length === 1 ? { failed: FAILED } : { ccr: hex('ccr.bytes'), receipt: { enc: hex('receipt.enc'), ct: hex('receipt.ct') } }
+      },
+      onRelease: async (ccb) => { released.push(ccb.toString()) }
+    }
+    const frameOf = async (lp: ReturnType<typeof framed>): Promise<string> => toHex(frame((await lp.read()).subarray()))
+    // Unbonded: the refusal comes before any request is read (none is written here).
+    const unbonded = await bidStream(false, handlers, peer)
+    assert.equal(await frameOf(framed(unbonded, BID_MAX_MESSAGE_BYTES)), doc.values.get('bid.frame.refused'))
+    await unbonded.close()
+    // An accept that fails: a progress message, then the failure.
+    const failing = await bidStream(true, handlers, peer)
+    const lp = framed(failing, BID_MAX_MESSAGE_BYTES)
+    await lp.write(encodeCanonical({ accept: Uint8Array.of(1) }))
+    assert.equal(await frameOf(lp), doc.values.get('bid.frame.progress'))
+    assert.equal(await frameOf(lp), doc.values.get('bid.frame.failed'))
+    await failing.close()
+    // A release, and the rfp request's head.
+    const releasing = await bidStream(true, handlers, peer)
+    const rlp = framed(releasing, BID_MAX_MESSAGE_BYTES)
+    const head = hex('bid.frame.rfpHead')
+    assert.deepEqual(frame(encodeCanonical({ rfp: hex('rfp.bytes') })).subarray(0, head.length), head)
+    await rlp.write(hex('bid.frame.release').subarray(1)) // the body: the frame less its one-byte prefix
+    assert.equal(await frameOf(rlp), doc.values.get('bid.frame.ok'))
+    await releasing.close()
+    assert.deepEqual(released, [text('ccb.cidString')])
+    // The requester's side of the protocol, end to end.
+    const requester = new BidProtocol({ handle: async () => {}, unhandle: async () => {} }, { network: NETWORK, isBonded: () => false })
+    const connect = async (): Promise<Connection> => { const s = await bidStream(true, handlers, peer); return { newStream: async () => s } as unknown as Connection }
+    assert.deepEqual(await requester.requestBid(await connect(), hex('rfp.bytes')), { ccb: hex('ccb.bytes') })
+    const stages: string[] = []
+    const done = await requester.accept(await connect(), hex('ccba.bytes'), { onProgress: (stage) => stages.push(stage) })
+    assert.deepEqual(stages, ['provision:starting'])
+    assert.deepEqual(done, { ccr: hex('ccr.bytes'), receipt: { enc: hex('receipt.enc'), ct: hex('receipt.ct') } })
   })
 
   it('the §3 table gives the codes decodeRecord and decodeCanonical return', () => {
