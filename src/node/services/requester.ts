@@ -146,16 +146,18 @@ export class Requester implements Startable {
     await this.save(flow)
   }
 
-  /** The providers an RFP goes to: best verified level, then lowest fee; never this node itself. */
+  /** The providers an RFP goes to: those meeting its floor first, then best verified level, then lowest fee; never this node. */
   private candidates (rfp: SignedCcrfp): Did[] {
     const { collection, identity, config } = this.components
-    const levels = this.deps.verifiedLevels.levels
-    const rank = (did: Did): number => ATTESTATION_LEVELS.indexOf(levels.get(did)?.level ?? 'Software')
+    const levelOf = (did: Did): AttestationLevel => this.deps.verifiedLevels.levels.get(did)?.level ?? 'Software'
+    const key = (did: Did): number[] => [Number(meets(levelOf(did), rfp.value.cmesh.floor)), ATTESTATION_LEVELS.indexOf(levelOf(did))]
     return collection.cards(nowSecs(this.components))
       .map((c) => c.value)
       .filter((c) => c.providerId !== identity.did)
-      .sort((a, b) => (Number(meets(ATTESTATION_LEVELS[rank(b.providerId)] as AttestationLevel, rfp.value.cmesh.floor)) - Number(meets(ATTESTATION_LEVELS[rank(a.providerId)] as AttestationLevel, rfp.value.cmesh.floor))) ||
-        (rank(b.providerId) - rank(a.providerId)) || (a.feePerPartialWei < b.feePerPartialWei ? -1 : a.feePerPartialWei > b.feePerPartialWei ? 1 : 0))
+      .sort((a, b) => {
+        const [ka, kb] = [key(a.providerId), key(b.providerId)]
+        return (kb[0] as number) - (ka[0] as number) || (kb[1] as number) - (ka[1] as number) || (a.feePerPartialWei < b.feePerPartialWei ? -1 : a.feePerPartialWei > b.feePerPartialWei ? 1 : 0)
+      })
       .slice(0, config.contracts.maxProviders)
       .map((c) => c.providerId)
   }
