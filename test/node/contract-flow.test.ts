@@ -79,5 +79,14 @@ describe('contract flow (in-process)', () => {
     await waitFor('Eve released her reservation', () => (eve.services.provider as any).ledger.holds().length === 0)
     const bobContracts = await bob.services.requester.list()
     assert.deepEqual(bobContracts.map((c) => [c.role, c.state]), [['provider', 'ready']])
+
+    // A restarted requester still holds its receipt, and it still opens.
+    const dataDir = alice.config.dataDir
+    await mesh.stopNode(alice)
+    const again = await mesh.node({ roles: ['requester'] }, { dataDir })
+    const kept = await again.services.requester.receipt(rfp.cid.toString())
+    assert.ok(kept !== undefined, 'receipt kept across the restart')
+    assert.equal((await openReceipt({ enc: kept.enc, ct: kept.ct }, kept.receiptKey, cidForBytes(kept.ccr).bytes)).port, receipt.port)
+    assert.equal((await again.services.requester.status(rfp.cid.toString()))?.state, 'ready')
   })
 })
