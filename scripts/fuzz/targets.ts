@@ -1,7 +1,7 @@
 /**
  * What the fuzzer feeds and to which decoder: signed records (decodeRecord, with the type lists
- * gossip and sync use), every stream message (decodeMessage: decodeCanonical + the protocol's
- * schema, see wire-schemas.ts), TDX quotes (parseTdxQuote, and verifyTdxQuote on fewer inputs)
+ * gossip, sync and the contract flow use), every stream message (decodeMessage: decodeCanonical +
+ * the protocol's schema, see wire-schemas.ts; for sync and bid also the records inside), TDX quotes (parseTdxQuote, and verifyTdxQuote on fewer inputs)
  * and collateral (parseCollateral, and verification with it). Seeds are built here from fixed
  * keys and the TEST-ONLY quote simulator, so every run starts from the same bytes.
  */
@@ -14,6 +14,8 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import {
   identityFromSeed, signRecord, decodeRecord, rateTableDigest, encodeCanonical, rawCidForBytes, utf8, toHex, bytesEqual,
   ProviderCardType, RetirementType, CcrfpType, userDataRef, COLLECTION_RECORD_TYPES, RecordError, SUMMARY_BUCKETS,
+  CcbType, DeclineType, CcbaType, CcrType, VouchType, DenounceType, TRUST_RECORD_TYPES, CCBAP_NSID, strongRefTo,
+  datetimeFromUnixSecs, parseDatetimeMs, formatAtUri, tidFromTime, cidForBytes, type SignedCcrfp,
   type AnyRecordType, type Identity, type ProviderCard, type Rate, type SignedRecord
 } from '../../src/market/index.js'
 import { decodeMessage, MessageError } from '../../src/protocols/messages.js'
@@ -28,7 +30,7 @@ import { parseTree, type CborNode } from './cbor-tree.js'
 import { collectDonors, mutateCbor, type Mutant } from './mutate-cbor.js'
 import { mutateQuote, quoteParts } from './mutate-quote.js'
 import { mutateCollateral } from './mutate-json.js'
-import { syncSchema, attestSchema, evidenceSchema, type WireSchema } from './wire-schemas.js'
+import { syncSchema, attestSchema, evidenceSchema, bidSchema, type WireSchema } from './wire-schemas.js'
 import type { Acceptance, FuzzTarget } from './harness.js'
 import type { Rng } from './rng.js'
 import { copy } from './copy.js'
@@ -123,6 +125,89 @@ function recordSeeds (): Record<'card' | 'retirement' | 'ccrfp', RecordSeeds> {
         }, b).bytes)
       ],
       signers: [a, b]
+    }
+  }
+}
+
+type ContractKind = 'ccb' | 'decline' | 'ccba' | 'ccr' | 'vouch' | 'denounce'
+
+/**
+ * Two of each contract record, chained onto the two CCRFP seeds: every optional field present in
+ * one seed and absent in the other, a bid cost beyond 2^53, a datetime with a fraction and an offset.
+ */
+function contractSeeds (ccrfp: RecordSeeds): Record<ContractKind, RecordSeeds> {
+  const a = fuzzIdentity(1)
+  const b = fuzzIdentity(2)
+  const c = fuzzIdentity(3)
+  const d32 = (s: string): Uint8Array => sha256(utf8(s))
+  const bytesOf = (r: { bytes: Uint8Array }): Uint8Array => copy(r.bytes)
+  // rfp1 by a, rfp2 by b (recordSeeds).
+  const [rfp1, rfp2] = ccrfp.bytes.map((bytes) => decodeRecord(bytes, [CcrfpType])) as [SignedCcrfp, SignedCcrfp]
+  const ccb1 = signRecord(CcbType, {
+    embed: strongRefTo(rfp1),
+    bid: { cost: 2_420_000_000_000n, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
+    provider: b.did,
+    createdAtUnixSecs: T0 + 1,
+    cmesh: { expiresAtUnixSecs: T0 + 90, backend: 'local', region: 'local', level: 'Software', cpus: 2, memMiB: 4096, diskGiB: 20, durationSecs: 3600, sealKey: d32('seal 1') }
+  }, b)
+  const ccb2 = signRecord(CcbType, {
+    embed: strongRefTo(rfp2),
+    bid: { cost: (1n << 64n) - 1n, currency: 'wei', frequency: 'one-time', prepay: true, x402: { base_url: 'https://pay.example.org/x402' } },
+    wif: { issuer_uri: 'https://issuer.example.org', to_issue: 'token', token_path: '/run/token', url_path: '/wif', url_route: 'a/b', subject: 'sub' },
+    provider: c.did,
+    createdAtUnixSecs: T0 + 6,
+    cmesh: { expiresAtUnixSecs: T0 + 3606, backend: 'aws', region: 'eu-west-1', level: 'TdxRemote', cpus: 8, memMiB: 16384, diskGiB: 100, durationSecs: 600, sealKey: d32('seal 2') }
+  }, c)
+  const decline1 = signRecord(DeclineType, { rfp: strongRefTo(rfp1), provider: c.did, createdAtUnixSecs: T0 + 2, code: 'NO_CAPACITY' as const, detail: 'no backend has 2 cpus, 4096 MiB, 20 GiB free' }, c)
+  const decline2 = signRecord(DeclineType, { rfp: strongRefTo(rfp2), provider: a.did, createdAtUnixSecs: T0 + 7, code: 'POLICY_REFUSED' as const, detail: '' }, a)
+  const ccba1 = signRecord(CcbaType, {
+    embed: strongRefTo(rfp1),
+    bid: strongRefTo(ccb1),
+    requester: a.did,
+    createdAtUnixSecs: T0 + 40,
+    cmesh: { receiptKey: d32('receipt 1'), userData: { enc: d32('enc 1'), ct: new Uint8Array(48).fill(0x5a) } }
+  }, a)
+  const ccba2 = signRecord(CcbaType, {
+    embed: strongRefTo(rfp2),
+    bid: strongRefTo(ccb2),
+    payment: { uri: formatAtUri({ did: b.did, nsid: CCBAP_NSID, rkey: tidFromTime(BigInt(T0 + 50) * 1_000_000n) }), cid: cidForBytes(utf8('payment')) },
+    requester: b.did,
+    createdAtUnixSecs: T0 + 50,
+    cmesh: { receiptKey: d32('receipt 2'), userData: { enc: d32('enc 2'), ct: new Uint8Array(16) } }
+  }, b)
+  const ccr1 = signRecord(CcrType, {
+    rfp: strongRefTo(rfp1),
+    bid: strongRefTo(ccb1),
+    ccba: strongRefTo(ccba1),
+    createdAt: datetimeFromUnixSecs(T0 + 100),
+    compute: { ipv4: '192.0.2.10' },
+    provider: b.did,
+    createdAtUnixSecs: T0 + 100
+  }, b)
+  const offsetTime = '2027-01-15T10:00:00.123456+02:00'
+  const ccr2 = signRecord(CcrType, {
+    rfp: strongRefTo(rfp2),
+    bid: strongRefTo(ccb2),
+    ccba: strongRefTo(ccba2),
+    createdAt: offsetTime,
+    compute: { ipv4: '198.51.100.7', ipv6: '2001:db8::ffff:192.0.2.1' },
+    provider: c.did,
+    createdAtUnixSecs: Math.floor((parseDatetimeMs(offsetTime) as number) / 1000)
+  }, c)
+  return {
+    ccb: { bytes: [bytesOf(ccb1), bytesOf(ccb2)], signers: [b, c] },
+    decline: { bytes: [bytesOf(decline1), bytesOf(decline2)], signers: [c, a] },
+    ccba: { bytes: [bytesOf(ccba1), bytesOf(ccba2)], signers: [a, b] },
+    ccr: { bytes: [bytesOf(ccr1), bytesOf(ccr2)], signers: [b, c] },
+    vouch: {
+      bytes: [bytesOf(signRecord(VouchType, { truster: a.did, subject: b.did, createdAtUnixSecs: T0 }, a)),
+        bytesOf(signRecord(VouchType, { truster: b.did, subject: c.did, createdAtUnixSecs: T0 + 1, note: 'ran a contract' }, b))],
+      signers: [a, b]
+    },
+    denounce: {
+      bytes: [bytesOf(signRecord(DenounceType, { truster: a.did, subject: c.did, createdAtUnixSecs: T0, note: 'never delivered' }, a)),
+        bytesOf(signRecord(DenounceType, { truster: c.did, subject: a.did, createdAtUnixSecs: T0 + 1 }, c))],
+      signers: [a, c]
     }
   }
 }
@@ -237,6 +322,49 @@ function syncRecordsTarget (recordBytes: Uint8Array[], wire: WireSchema): FuzzTa
     classify: (value) => ((value as { accepted: Uint8Array[] }).accepted.every((b) => known.has(toHex(b))) ? 'original' : 'other'),
     signed: true,
     note: `${base.note ?? ''}; every record through decodeRecord as sync's applyBatch does (a record refused inside is fine, one accepted must be a seed)`
+  }
+}
+
+interface CarriedRecords { types: readonly AnyRecordType[], seeds: Uint8Array[] }
+
+/**
+ * A bid message, then each record in it decoded as the receiving side does (the provider: rfp as a
+ * CCRFP, accept as a CCBA; the requester: ccb, decline, ccr): records accepted must be seed records.
+ * Half the mutants change the message around its record; the other half put a mutant of a record of
+ * the right type (CBOR mutations, re-encoded canonically now and then) into an intact message.
+ */
+function bidRecordsTarget (name: string, seedValues: Array<Record<string, unknown>>, wire: WireSchema, carried: Record<string, CarriedRecords>, recordBytes: Uint8Array[]): FuzzTarget {
+  const base = wireTarget(name, seedValues, wire, recordBytes)
+  const known = hexSet(recordBytes)
+  const recordTypes = Object.fromEntries(Object.entries(carried).map(([k, c]) => [k, c.types]))
+  const inner = Object.fromEntries(Object.entries(carried).map(([k, c]) => [k, { seeds: c.seeds, mutate: cborMutator(c.seeds, recordBytes) }]))
+  return {
+    ...base,
+    mutate: (rng, i) => {
+      const value = seedValues[i] as Record<string, unknown>
+      const key = Object.keys(inner).find((k) => value[k] instanceof Uint8Array)
+      if (key === undefined || rng.chance(0.5)) return base.mutate(rng, i)
+      const { seeds, mutate } = inner[key] as { seeds: Uint8Array[], mutate: (rng: Rng, seed: number) => Mutant }
+      const m = mutate(rng, rng.int(seeds.length))
+      return { bytes: copy(encodeCanonical({ ...value, [key]: m.bytes })), ops: [...m.ops, `as ${key}`] }
+    },
+    decode: (bytes) => {
+      const msg = decodeMessage(bytes, wire.schema ?? z.unknown()) as Record<string, unknown>
+      const accepted: Uint8Array[] = []
+      for (const [key, types] of Object.entries(recordTypes)) {
+        const r = msg[key]
+        if (!(r instanceof Uint8Array)) continue
+        try {
+          accepted.push(decodeRecord(r, types).bytes)
+        } catch (err) {
+          if (!(err instanceof RecordError)) throw err
+        }
+      }
+      return { accepted }
+    },
+    classify: (value) => ((value as { accepted: Uint8Array[] }).accepted.every((b) => known.has(toHex(b))) ? 'original' : 'other'),
+    signed: true,
+    note: `${base.note ?? ''}; then ${Object.entries(recordTypes).map(([k, t]) => `${k} through decodeRecord([${t.map((x) => x.nsid.split('.').pop() ?? '').join(', ')}])`).join(', ')} (a record accepted must be a seed)`
   }
 }
 
@@ -387,10 +515,31 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
   summary.set(sha256(utf8('bucket')), 32 * 7)
   const d32 = (s: string): Uint8Array => sha256(utf8(s))
   const allRecords = [...rec.card.bytes, ...rec.retirement.bytes]
+  const con = contractSeeds(rec.ccrfp)
+  const [rfpSeed, rfpSeed2] = rec.ccrfp.bytes as [Uint8Array, Uint8Array]
+  const [ccbSeed, ccbSeed2] = con.ccb.bytes as [Uint8Array, Uint8Array]
+  const [ccbaSeed] = con.ccba.bytes as [Uint8Array]
+  const contractRecords = [...rec.ccrfp.bytes, ...con.ccb.bytes, ...con.decline.bytes, ...con.ccba.bytes, ...con.ccr.bytes]
+  const reason = (code: string, detail: string): { code: string, detail: string } => ({ code, detail })
+  const receipt = { enc: d32('receipt enc'), ct: new Uint8Array(600).fill(0x33) }
+  const bidRequests: Array<Record<string, unknown>> = [{ rfp: rfpSeed }, { rfp: rfpSeed2 }, { accept: ccbaSeed }, { release: { ccb: decodeRecord(ccbSeed, [CcbType]).cid } }]
+  const bidAnswers: Array<Record<string, unknown>> = [{ ccb: ccbSeed }, { ccb: ccbSeed2 }, ...con.decline.bytes.map((decline) => ({ decline })), { refused: reason('BID_NOT_BONDED', 'attest first: this connection has no bond at the provider\'s floor') }]
+  const bidProvision: Array<Record<string, unknown>> = [
+    { progress: { stage: 'provision:starting', at: T0 * 1000 + 250 } },
+    ...con.ccr.bytes.map((ccr) => ({ ccr, receipt })),
+    { failed: reason('USER_DATA_MISMATCH', 'the sealed user_data does not hash to the RFP\'s reference') },
+    { refused: reason('BID_NOT_BONDED', '') }
+  ]
   const targets: FuzzTarget[] = [
     recordTarget('card', rec.card, COLLECTION_RECORD_TYPES, 'decodeRecord(bytes, COLLECTION_RECORD_TYPES) as gossip and sync call it'),
     recordTarget('retirement', rec.retirement, COLLECTION_RECORD_TYPES, 'decodeRecord(bytes, COLLECTION_RECORD_TYPES)'),
     recordTarget('ccrfp', rec.ccrfp, [CcrfpType], 'decodeRecord(bytes, [CcrfpType]) as rfp gossip calls it'),
+    recordTarget('ccb', con.ccb, [CcbType], 'decodeRecord(bytes, [CcbType]) as the requester calls it on a bid'),
+    recordTarget('decline', con.decline, [DeclineType], 'decodeRecord(bytes, [DeclineType]) as the requester calls it on a decline'),
+    recordTarget('ccba', con.ccba, [CcbaType], 'decodeRecord(bytes, [CcbaType]) as the provider calls it on an accept'),
+    recordTarget('ccr', con.ccr, [CcrType], 'decodeRecord(bytes, [CcrType]) as the requester calls it on a receipt'),
+    recordTarget('vouch', con.vouch, TRUST_RECORD_TYPES, 'decodeRecord(bytes, TRUST_RECORD_TYPES) as the trust service reads its store'),
+    recordTarget('denounce', con.denounce, TRUST_RECORD_TYPES, 'decodeRecord(bytes, TRUST_RECORD_TYPES) as the trust service reads its store'),
     wireTarget('sync.summary', [{ summary, count: 12 }], syncSchema('summary')),
     wireTarget('sync.buckets', [{ buckets: [0, 7, 255] }, { buckets: [] }], syncSchema('buckets')),
     wireTarget('sync.entries', [
@@ -416,6 +565,15 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
     ], attestSchema('finish')),
     wireTarget('evidence.request', [{ cid: rawCidForBytes(quote) }], evidenceSchema('request')),
     wireTarget('evidence.response', [{ blob: quote.subarray(0, 1024) }, { missing: true }], evidenceSchema('response')),
+    wireTarget('bid.request', bidRequests, bidSchema('request'), contractRecords),
+    wireTarget('bid.answer', bidAnswers, bidSchema('answer'), contractRecords),
+    wireTarget('bid.provision', bidProvision, bidSchema('provision'), contractRecords),
+    wireTarget('bid.releaseAnswer', [{ ok: true }, { refused: reason('BID_NOT_BONDED', 'attest first') }], bidSchema('releaseAnswer')),
+    bidRecordsTarget('bid.request+records', bidRequests, bidSchema('request'),
+      { rfp: { types: [CcrfpType], seeds: rec.ccrfp.bytes }, accept: { types: [CcbaType], seeds: con.ccba.bytes } }, contractRecords),
+    bidRecordsTarget('bid.answer+records', bidAnswers, bidSchema('answer'),
+      { ccb: { types: [CcbType], seeds: con.ccb.bytes }, decline: { types: [DeclineType], seeds: con.decline.bytes } }, contractRecords),
+    bidRecordsTarget('bid.provision+records', bidProvision, bidSchema('provision'), { ccr: { types: [CcrType], seeds: con.ccr.bytes } }, contractRecords),
     ...quoteTargets(fx),
     ...collateralTargets(fx)
   ]

@@ -7,11 +7,14 @@
  *                                entries: entriesMsg, want: wantMsg, records: recordsMsg, done: doneMsg, request: requestMsg }
  *   src/protocols/attest.ts    export const ATTEST_MESSAGES = { hello: helloMsg, evidence: evidenceMsg, finish: finishMsg }
  *   src/protocols/evidence.ts  export const EVIDENCE_MESSAGES = { request: requestMsg, response: responseMsg }
+ *   src/protocols/bid.ts       export const BID_MESSAGES = { request: requestMsg, answer: answerMsg,
+ *                                provision: provisionMsg, releaseAnswer: releaseAnswerMsg }
  */
 import type { z } from 'zod'
 import * as sync from '../../src/protocols/sync.js'
 import * as attest from '../../src/protocols/attest.js'
 import * as evidence from '../../src/protocols/evidence.js'
+import * as bid from '../../src/protocols/bid.js'
 
 export interface WireSchema {
   schema?: z.ZodType
@@ -36,4 +39,8 @@ export function attestSchema (message: 'hello' | 'evidence' | 'finish'): WireSch
 
 export function evidenceSchema (message: 'request' | 'response'): WireSchema {
   return lookup(evidence, 'evidence.ts', 'EVIDENCE_MESSAGES', message)
+}
+
+export function bidSchema (message: 'request' | 'answer' | 'provision' | 'releaseAnswer'): WireSchema {
+  return lookup(bid, 'bid.ts', 'BID_MESSAGES', message)
 }

@@ -14,7 +14,8 @@ export function parseDatetimeMs (text: unknown): number | undefined {
   const fraction = m[7] ?? ''
   const offset = m[8] as string
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined
-  const dayMs = Date.UTC(year, month - 1, day)
+  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear does not.
+  const dayMs = new Date(0).setUTCFullYear(year, month - 1, day)
   if (new Date(dayMs).getUTCDate() !== day) return undefined // 31 April, 29 Feb of a common year
   let offsetMinutes = 0
   if (offset !== 'Z') {

@@ -149,7 +149,9 @@ export function addContractCommands (program: Command, run: CliRun): void {
       const knownHosts = `${keyFile}.known_hosts`
       await mkdir(dirname(keyFile), { recursive: true, mode: 0o700 })
       await writeFileAtomic(keyFile, new TextEncoder().encode(receipt.privateKey), 0o600)
-      await writeFileAtomic(knownHosts, new TextEncoder().encode(`[${receipt.host}]:${receipt.port} ${receipt.hostKey}\n`), 0o600)
+      // OpenSSH looks up port 22 under the bare host name, any other port as [host]:port.
+      const hostPattern = receipt.port === 22 ? receipt.host : `[${receipt.host}]:${receipt.port}`
+      await writeFileAtomic(knownHosts, new TextEncoder().encode(`${hostPattern} ${receipt.hostKey}\n`), 0o600)
       const ssh = ['ssh', '-i', keyFile, '-p', String(receipt.port), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, `${receipt.user}@${receipt.host}`]
       const out = { host: receipt.host, port: receipt.port, user: receipt.user, hostKeyFingerprint: receipt.hostKeyFingerprint, grantId: receipt.grantId, validToUnixSecs: receipt.validToUnixSecs, keyFile, knownHosts, ssh }
       if (opts.json === true) return run.json(out)

@@ -96,6 +96,7 @@ describe('contract rules', () => {
     const rfp = await alice.services.requester.publishRfp(rfpFields())
     const { ccb } = await ask(rfp)
     assert.ok(ccb !== undefined)
+    assert.ok((await ask(rfp)).ccb?.cid.equals(ccb.cid), 'asked twice about one RFP: the same bid, one hold')
     const other = await alice.services.requester.publishRfp(rfpFields({ durationSecs: 601 }))
     const otherBid = (await ask(other)).ccb as SignedCcb
     const failure = async (bytes: Uint8Array): Promise<string | undefined> => {
@@ -112,6 +113,9 @@ describe('contract rules', () => {
     // Embeds one RFP but names the bid for another.
     const crossed = signRecord(CcbaType, { ...(await ccbaFor(rfp, ccb)).value, bid: strongRefTo(otherBid) }, alice.identity)
     assert.match(String(await failure(crossed.bytes)), /^CONTRACT_/)
+    // A receipt key nobody could seal to (a low-order point): refused before any machine exists.
+    const zeroKey = signRecord(CcbaType, { ...(await ccbaFor(rfp, ccb)).value, cmesh: { ...(await ccbaFor(rfp, ccb)).value.cmesh, receiptKey: new Uint8Array(32) } }, alice.identity)
+    assert.equal(await failure(zeroKey.bytes), 'RECEIPT_KEY_INVALID')
     // A flipped byte in the signature.
     const good = await ccbaFor(rfp, ccb)
     const flipped = Uint8Array.from(good.bytes)

@@ -10,7 +10,7 @@ import { ATTESTATION_LEVELS } from '../../market/ladder.js'
 import { sizeString } from '../../market/sizes.js'
 import { wei } from '../../market/schema.js'
 import { toHex } from '../../market/bytes.js'
-import { MAX_SEALED_PLAINTEXT } from '../../market/sealed-receipt.js'
+import { MAX_SEALED_USER_DATA_BYTES } from '../../market/ccba.js'
 import { encodeSnapshot } from '../collection-file.js'
 import { nowSecs, type NodeComponents } from '../components.js'
 import { startStep } from '../errors.js'
@@ -24,7 +24,8 @@ const rfpBody = z.strictObject({
   network: sizeString.default('10G'),
   location: z.strictObject({ country: z.string().max(64).optional(), region: z.string().max(48).optional() }).optional(),
   role: z.string().min(1).max(32).default('default'),
-  userDataBase64: z.string().max(Math.ceil(MAX_SEALED_PLAINTEXT / 3) * 4).default(''),
+  // What fits sealed in a CCBA (the AEAD tag takes 16 bytes): refused here, not after the bidding.
+  userDataBase64: z.string().max(Math.ceil((MAX_SEALED_USER_DATA_BYTES - 16) / 3) * 4 + 4).default('').refine((b64) => Buffer.from(b64, 'base64').length <= MAX_SEALED_USER_DATA_BYTES - 16, { message: `user_data is at most ${MAX_SEALED_USER_DATA_BYTES - 16} bytes` }),
   scheme: z.string().max(64).default('vm.ssh'),
   tdx: z.boolean().default(false),
   floor: z.enum(ATTESTATION_LEVELS).default('Software'),

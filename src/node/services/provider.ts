@@ -21,7 +21,7 @@ import { strongRefTo } from '../../market/strong-ref.js'
 import { datetimeFromUnixSecs } from '../../market/datetime.js'
 import { didFromPublicKey, type Did } from '../../market/identity.js'
 import { userDataMatches } from '../../market/ccrfp.js'
-import { openBytes, sealReceipt, USER_DATA_INFO } from '../../market/sealed-receipt.js'
+import { openBytes, sealBytes, sealReceipt, RECEIPT_INFO, USER_DATA_INFO } from '../../market/sealed-receipt.js'
 import { toHex } from '../../market/bytes.js'
 import type { CID } from '../../market/cbor.js'
 import { CmeshError } from '../../market/errors.js'
@@ -139,6 +139,8 @@ export class ProviderService implements Startable {
     if (didOfPeer(peer) !== rfp.value.requester) return decline('POLICY_REFUSED', 'the RFP must come from its requester')
     if (card === undefined) return decline('NO_CAPACITY', 'this node publishes no provider card')
     if (this.open.size >= MAX_OPEN_BIDS) return decline('NO_CAPACITY', 'too many open bids')
+    // Asked again about the same RFP: the same bid (one hold, one seal key), not a second one.
+    for (const open of this.open.values()) if (open.rfp.cid.equals(rfp.cid) && open.ccb.value.cmesh.expiresAtUnixSecs > now) return { ccb: open.ccb.bytes }
     this.ledger.expire(now)
     const decision = decideBid({
       card: card.value,
@@ -195,6 +197,8 @@ export class ProviderService implements Startable {
     const now = nowSecs(this.components)
     const ccba = decodeRecord(bytes, [CcbaType])
     const id = ccba.cid.toString()
+    // Only the requester who signed it learns anything about this accept, stored answers included.
+    if (didOfPeer(peer) !== ccba.value.requester) return { failed: { code: 'CONTRACT_WRONG_AUTHOR', detail: 'the accept must come from the requester who signed it' } }
     const stored = await store.get('contracts', contractKey('provider', id))
     if (stored !== undefined) {
       const c = decodeContract(stored)
@@ -219,7 +223,8 @@ export class ProviderService implements Startable {
     await this.save(base)
     metrics.contracts.inc({ role: 'provider', state: 'provisioning' })
     const started = performance.now()
-    const fail = async (code: string, detail: string): Promise<ProvisionOutcome> => {
+    const fail = async (code: string, fullDetail: string): Promise<ProvisionOutcome> => {
+      const detail = fullDetail.slice(0, 512)
       this.ledger.release(reservationIdFor(bid.rfp))
       await this.persistLedger().catch(() => {})
       await this.save({ ...base, state: 'failed', error: { code, detail } })
@@ -235,6 +240,12 @@ export class ProviderService implements Startable {
       return await fail('USER_DATA_UNSEALABLE', (err as Error).message)
     }
     if (!userDataMatches(bid.rfp.value.user_data, userData)) return await fail('USER_DATA_MISMATCH', 'the sealed user_data does not hash to the RFP\'s reference')
+    // The receipt must be sealable before a machine exists for it (a low-order key would strand one).
+    try {
+      await sealBytes(new Uint8Array(1), ccba.value.cmesh.receiptKey, RECEIPT_INFO, ccba.cid.bytes)
+    } catch (err) {
+      return await fail('RECEIPT_KEY_INVALID', (err as Error).message)
+    }
     const backend = this.backends.get(terms.backend)
     if (backend === undefined) return await fail('BACKEND_UNAVAILABLE', `backend ${terms.backend} cannot provision on this node`)
     const grantKey = generateGrantKeyPair(`cmesh-grant-${id.slice(-12)}`)
@@ -249,16 +260,27 @@ export class ProviderService implements Startable {
     }
     this.instances.set(id, { backend, instance })
     progress('sealing')
-    const ccr = signRecord(CcrType, {
-      rfp: strongRefTo(bid.rfp),
-      bid: strongRefTo(bid.ccb),
-      ccba: strongRefTo(ccba),
-      createdAt: datetimeFromUnixSecs(nowSecs(this.components)),
-      ...(instance.ipv4 !== undefined || instance.ipv6 !== undefined ? { compute: { ...(instance.ipv4 !== undefined ? { ipv4: instance.ipv4 } : {}), ...(instance.ipv6 !== undefined ? { ipv6: instance.ipv6 } : {}) } } : {}),
-      provider: identity.did,
-      createdAtUnixSecs: nowSecs(this.components)
-    }, identity)
-    const receipt = await sealReceipt({ host: instance.host, port: instance.port, user: instance.user, privateKey: grantKey.privateKey, hostKeyFingerprint: instance.hostKeyFingerprint, hostKey: instance.hostKey, grantId: id, validToUnixSecs: validTo }, ccba.value.cmesh.receiptKey, ccr.cid.bytes)
+    let ccr
+    let receipt
+    try {
+      // One clock reading: createdAt and createdAtUnixSecs must name the same second.
+      const at = nowSecs(this.components)
+      ccr = signRecord(CcrType, {
+        rfp: strongRefTo(bid.rfp),
+        bid: strongRefTo(bid.ccb),
+        ccba: strongRefTo(ccba),
+        createdAt: datetimeFromUnixSecs(at),
+        ...(instance.ipv4 !== undefined || instance.ipv6 !== undefined ? { compute: { ...(instance.ipv4 !== undefined ? { ipv4: instance.ipv4 } : {}), ...(instance.ipv6 !== undefined ? { ipv6: instance.ipv6 } : {}) } } : {}),
+        provider: identity.did,
+        createdAtUnixSecs: at
+      }, identity)
+      receipt = await sealReceipt({ host: instance.host, port: instance.port, user: instance.user, privateKey: grantKey.privateKey, hostKeyFingerprint: instance.hostKeyFingerprint, hostKey: instance.hostKey, grantId: id, validToUnixSecs: validTo }, ccba.value.cmesh.receiptKey, ccr.cid.bytes)
+    } catch (err) {
+      // No receipt, no machine: nobody could ever log in to it.
+      this.instances.delete(id)
+      await backend.terminate(instance).catch(() => {})
+      return await fail(err instanceof CmeshError ? err.code : 'RECEIPT_FAILED', (err as Error).message)
+    }
     await this.save({ ...base, state: 'ready', ccr: ccr.bytes, receipt })
     metrics.contracts.inc({ role: 'provider', state: 'ready' })
     metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'ready' }, (performance.now() - started) / 1000)
