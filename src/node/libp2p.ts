@@ -62,7 +62,7 @@ function tappedEncrypter (factory: ReturnType<typeof noise>, tap: (chunk: Uint8A
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
-  const topics = [topicName(init.network, 'cards'), topicName(init.network, 'rfps')]
+  const topics = [topicName(init.network, 'cards'), topicName(init.network, 'rfps'), topicName(init.network, 'trust')]
   const services: Record<string, any> = {
     identify: identify(),
     ping: ping(),

@@ -8,7 +8,7 @@ export function assertNetworkName (network: string): void {
   if (!NETWORK_PATTERN.test(network)) throw new TypeError(`network name must match ${NETWORK_PATTERN}: ${network}`)
 }
 
-export type TopicKind = 'cards' | 'rfps'
+export type TopicKind = 'cards' | 'rfps' | 'trust'
 export type ProtocolKind = 'sync' | 'attest' | 'bid' | 'kad' | 'evidence'
 
 /** `cmesh/<network>/<kind>/1` */
