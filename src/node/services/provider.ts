@@ -27,7 +27,8 @@ import type { CID } from '../../market/cbor.js'
 import { CmeshError } from '../../market/errors.js'
 import { generateGrantKeyPair } from '../../backends/ssh-keys.js'
 import { LocalDevBackend } from '../../backends/local-dev.js'
-import type { Backend, Instance } from '../../backends/backend.js'
+import { Fleet } from '../../backends/fleet.js'
+import type { Instance, ProvisionProgress } from '../../backends/backend.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
 import { contractKey, decodeContract, encodeContract, type StoredContract } from '../contract-state.js'
 import type { AttestationService } from './attestation.js'
@@ -36,6 +37,14 @@ import type { OwnCard } from './own-card.js'
 /** Bids in flight, each holding a reservation: bounded so a requester cannot make us hold unbounded state. */
 export const MAX_OPEN_BIDS = 1000
 const LEDGER_KEY = 'capacity'
+
+/** What the requester sees in `cmesh rfp status` while a machine comes up. */
+const PROGRESS_STAGES: Record<ProvisionProgress['type'], string> = {
+  'provision:starting': 'provisioning',
+  'provision:booting': 'booting',
+  'provision:user-data': 'user-data',
+  'provision:ready': 'booted'
+}
 
 interface OpenBid { rfp: SignedCcrfp, ccb: SignedCcb, sealKey: Uint8Array, requester: Did }
 
@@ -48,8 +57,7 @@ export class ProviderService implements Startable {
   readonly bid: BidProtocol
   private ledger = new CapacityLedger({})
   private readonly open = new Map<string, OpenBid>()
-  private readonly backends = new Map<string, Backend>()
-  private readonly instances = new Map<string, { backend: Backend, instance: Instance }>()
+  private fleet = new Fleet([], () => [])
   private timer: NodeJS.Timeout | undefined
 
   constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard }) {
@@ -89,10 +97,11 @@ export class ProviderService implements Startable {
           log.warn(`stored capacity ledger unreadable (${(err as Error).message}); starting from the card`)
         }
       }
-      for (const b of card.value.backends) {
-        // Only the embedded local backend can provision today; cloud and bare-metal come with the Fleet.
-        if (b.kind === 'local') this.backends.set(b.name, new LocalDevBackend({ name: b.name, capabilities: { regions: b.regions, maxCpu: b.maxCpu, maxMemoryMiB: b.maxMemoryMiB, maxDiskGiB: b.maxDiskGiB, tdx: b.tdx }, log: log.forComponent('backend'), now: this.components.now }))
-      }
+      const backends = card.value.backends
+        // The embedded local backend comes from the card itself; the others from the node's backends config.
+        .filter((b) => b.kind === 'local')
+        .map((b) => new LocalDevBackend({ name: b.name, capabilities: { regions: b.regions, maxCpu: b.maxCpu, maxMemoryMiB: b.maxMemoryMiB, maxDiskGiB: b.maxDiskGiB, tdx: b.tdx }, log: log.forComponent('backend'), now: this.components.now }))
+      this.fleet = new Fleet(backends, () => this.init.ownCard.current?.value.rates ?? [], this.components.now)
     }
     await this.recover()
     await this.bid.start()
@@ -102,8 +111,7 @@ export class ProviderService implements Startable {
   async stop (): Promise<void> {
     clearInterval(this.timer)
     await this.bid.stop()
-    for (const { backend, instance } of this.instances.values()) await backend.terminate(instance).catch(() => {})
-    this.instances.clear()
+    await this.fleet.stopAll()
   }
 
   /** A restart: grants that were being provisioned are interrupted (never provisioned again); local instances ended with the process. */
@@ -112,7 +120,9 @@ export class ProviderService implements Startable {
     for (const [key, bytes] of await store.entries('contracts')) {
       if (!key.startsWith('provider/')) continue
       const c = decodeContract(bytes)
-      const local = c.backend !== undefined && this.backends.get(c.backend)?.kind === 'local'
+      // Whatever its state, this grant has been handled: the fleet never provisions it again.
+      if (c.backend !== undefined) this.fleet.remember(c.id, c.backend)
+      const local = c.backend !== undefined && this.fleet.get(c.backend)?.kind === 'local'
       if (c.state === 'provisioning' || c.state === 'accepted') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted while provisioning; it will not provision this grant again' } })
       else if (c.state === 'ready' && local) await this.save({ ...c, state: 'ended', error: { code: 'INSTANCE_ENDED', detail: 'the local dev backend\'s instances end with the node' } })
       else continue
@@ -246,19 +256,17 @@ export class ProviderService implements Startable {
     } catch (err) {
       return await fail('RECEIPT_KEY_INVALID', (err as Error).message)
     }
-    const backend = this.backends.get(terms.backend)
-    if (backend === undefined) return await fail('BACKEND_UNAVAILABLE', `backend ${terms.backend} cannot provision on this node`)
     const grantKey = generateGrantKeyPair(`cmesh-grant-${id.slice(-12)}`)
     let instance: Instance
     try {
-      instance = await backend.provision({ id, cpus: terms.cpus, memMiB: terms.memMiB, diskGiB: terms.diskGiB, region: terms.region, tdx: bid.rfp.value.cmesh.tdx, userData, validToUnixSecs: validTo, authorizedKey: grantKey.authorizedKey }, {
+      instance = await this.fleet.provision({ id, cpus: terms.cpus, memMiB: terms.memMiB, diskGiB: terms.diskGiB, region: terms.region, tdx: bid.rfp.value.cmesh.tdx, userData, validToUnixSecs: validTo, authorizedKey: grantKey.authorizedKey }, terms.durationSecs, {
+        backend: terms.backend,
         signal: AbortSignal.any([signal, this.components.shutdown]),
-        onProgress: (event) => { progress(event.type) }
+        onProgress: (event) => { progress(PROGRESS_STAGES[event.type]) }
       })
     } catch (err) {
       return await fail(err instanceof CmeshError ? err.code : 'BACKEND_PROVISION_FAILED', (err as Error).message)
     }
-    this.instances.set(id, { backend, instance })
     progress('sealing')
     let ccr
     let receipt
@@ -277,8 +285,7 @@ export class ProviderService implements Startable {
       receipt = await sealReceipt({ host: instance.host, port: instance.port, user: instance.user, privateKey: grantKey.privateKey, hostKeyFingerprint: instance.hostKeyFingerprint, hostKey: instance.hostKey, grantId: id, validToUnixSecs: validTo }, ccba.value.cmesh.receiptKey, ccr.cid.bytes)
     } catch (err) {
       // No receipt, no machine: nobody could ever log in to it.
-      this.instances.delete(id)
-      await backend.terminate(instance).catch(() => {})
+      await this.fleet.terminate(id).catch(() => {})
       return await fail(err instanceof CmeshError ? err.code : 'RECEIPT_FAILED', (err as Error).message)
     }
     await this.save({ ...base, state: 'ready', ccr: ccr.bytes, receipt })

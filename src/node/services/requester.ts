@@ -43,6 +43,8 @@ interface Flow {
   userData: Uint8Array
   state: ContractState
   bids: Map<Did, { ccb: SignedCcb, connection: Connection }>
+  /** Per provider: how far collecting got with it (dialing, attesting). The chosen one's start the progress. */
+  stages: Map<Did, string[]>
   declines: Answered[]
   refused: Answered[]
   chosen?: Did
@@ -73,7 +75,7 @@ export class Requester implements Startable {
   async create (request: RfpRequest): Promise<SignedCcrfp> {
     const { userData, ...fields } = request
     const rfp = await this.publishRfp({ ...fields, user_data: userDataRef(userData) })
-    const flow: Flow = { rfp, userData, state: 'collecting', bids: new Map(), declines: [], refused: [], progress: [] }
+    const flow: Flow = { rfp, userData, state: 'collecting', bids: new Map(), stages: new Map(), declines: [], refused: [], progress: [] }
     this.flows.set(rfp.cid.toString(), flow)
     for (const old of this.flows.keys()) if (this.flows.size > MAX_FLOWS_KEPT) this.flows.delete(old)
     await this.save(flow)
@@ -205,6 +207,7 @@ export class Requester implements Startable {
     }
     if (choice.chosen === undefined) return await this.finish(flow, 'no-bids', { code: 'NO_ACCEPTABLE_BID', detail: `${flow.bids.size} bids, ${flow.declines.length} declines, ${flow.refused.length} refused by policy` })
     flow.chosen = choice.chosen.ccb.value.provider
+    flow.progress = [...(flow.stages.get(flow.chosen) ?? [])]
     await this.accept(flow, flow.bids.get(flow.chosen) as { ccb: SignedCcb, connection: Connection })
   }
 
@@ -212,7 +215,10 @@ export class Requester implements Startable {
   private async collect (flow: Flow, provider: Did, signal: AbortSignal): Promise<void> {
     const { libp2p, metrics } = this.components
     const rfp = flow.rfp
+    const stages: string[] = ['dialing']
+    flow.stages.set(provider, stages)
     const connection = await libp2p.dial(peerIdFromString(peerIdFromDid(provider)), { signal })
+    stages.push('attesting')
     const attest = this.deps.attestation.attest
     if (!attest.isBonded(connection, rfp.value.cmesh.floor)) await attest.attest(connection, { signal, require: rfp.value.cmesh.floor })
     const answer = await this.deps.provider.bid.requestBid(connection, rfp.bytes, { signal })
@@ -261,6 +267,7 @@ export class Requester implements Startable {
     // Opened once here, so a receipt this node cannot open is a failed contract now, not a surprise later.
     await openReceipt(done.receipt, receiptKey.privateKey, ccr.cid.bytes)
     flow.userData = new Uint8Array(0)
+    flow.progress.push('ready')
     await this.save(flow, { ccr: done.ccr, receipt: done.receipt })
     await this.finish(flow, 'ready')
   }
