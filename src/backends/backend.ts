@@ -79,6 +79,11 @@ export type BackendErrorCode =
   | 'BACKEND_USER_DATA_TIMEOUT'
   | 'BACKEND_UNKNOWN_INSTANCE'
   | 'BACKEND_BAD_KEY'
+  | 'BACKEND_TIMEOUT'
+  | 'BACKEND_UNREACHABLE'
+  | 'BACKEND_HOST_KEY_UNKNOWN'
+  | 'BACKEND_HOST_KEY_MISMATCH'
+  | 'BACKEND_TERMINATE_FAILED'
 
 export class BackendError extends CmeshError<BackendErrorCode> {}
 
