@@ -121,9 +121,13 @@ export class Fleet {
     this.owners.set(grantId, { backend: o.backend, ...(o.grant !== undefined ? { grant: o.grant } : {}) })
   }
 
-  /** Ends every live instance (node shutdown): backends whose instances die with the process need it. */
-  async stopAll (): Promise<void> {
-    for (const id of this.owners.keys()) await this.terminate(id).catch(() => {})
+  /**
+   * At node shutdown: ends the live instances of backends whose instances cannot outlive this
+   * process (the local one). A cloud VM or a bare-metal grant is the customer's until valid-to,
+   * whatever the provider's node does.
+   */
+  async stopAll (kinds: string[] = ['local']): Promise<void> {
+    for (const [id, o] of this.owners) if (kinds.includes(o.backend.kind)) await this.terminate(id).catch(() => {})
   }
 
   /** The union of what the backends can host, for the card. */

@@ -10,6 +10,7 @@ import { multiaddrProblem } from './multiaddr-text.js'
 import { cardDraftSchema, type CardDraft } from './card-draft.js'
 import { NETWORK_PATTERN } from '../protocols/names.js'
 import { ATTESTATION_LEVELS } from '../market/ladder.js'
+import { weiString } from '../market/schema.js'
 
 export const ROLES = ['provider', 'requester', 'auditor'] as const
 export type Role = typeof ROLES[number]
@@ -63,6 +64,17 @@ const configSchema = z.strictObject({
   /** Gossipsub IP-colocation penalty exemptions: loopback by default (every test node shares it). */
   ipColocationWhitelist: z.array(z.string()).default(['127.0.0.1', '::1']),
   dht: z.boolean().default(true),
+  /**
+   * Backends beyond the card's embedded local one (src/backends/): each with its rates (wei per
+   * hour, decimal strings) and the options its constructor takes. Credentials are not config: each
+   * cloud SDK reads them where it normally does (env, files, metadata).
+   */
+  backends: z.array(z.strictObject({
+    kind: z.enum(['bare-metal', 'aws-ec2', 'gcp', 'azure']),
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
+    rates: z.array(z.strictObject({ region: z.string().optional(), cpuHourWei: weiString, memoryGiBHourWei: weiString, diskGiBHourWei: weiString })).min(1),
+    options: z.record(z.string(), z.unknown()).default({})
+  })).default([]),
   /** The requester's contract policy (src/market/contract-policy.ts): whom it accepts bids from. */
   contracts: z.strictObject({
     mode: z.enum(['open', 'only-me', 'vouched', 'mutuals']).default('open'),

@@ -165,6 +165,20 @@ export function addContractCommands (program: Command, run: CliRun): void {
       ].join('\n'))
     })
 
+  program.command('backends')
+    .description('the provider\'s backends: kind, health, what each can host and what is in use')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const list = await api<Array<{ name: string, kind: string, ok: boolean, reason?: string, capabilities?: { regions: string[], maxCpu: number, maxMemoryMiB: number, maxDiskGiB: number, tdx: boolean }, used?: { cpus: number, memMiB: number, diskGiB: number, instances: number } }>>(opts.data, 'GET', '/v1/backends')
+      if (opts.json === true) return run.json(list)
+      for (const b of list) {
+        const c = b.capabilities
+        run.io.out(`${b.name.padEnd(12)} ${b.kind.padEnd(10)} ${b.ok ? 'ok' : `LEFT OUT: ${b.reason ?? ''}`}` +
+          (c !== undefined ? `  regions ${c.regions.join(',')}  up to ${c.maxCpu} cpu / ${c.maxMemoryMiB} MiB / ${c.maxDiskGiB} GiB${c.tdx ? '  TDX' : ''}  in use ${b.used?.instances ?? 0} instances, ${b.used?.cpus ?? 0} cpu` : '') + '\n')
+      }
+    })
+
   const trust = program.command('trust').description('vouch for or denounce providers (your policy engine reads these)')
   for (const kind of ['vouch', 'denounce'] as const) {
     trust.command(`${kind} <did>`)

@@ -163,7 +163,20 @@ export class ApiService implements Startable {
           return { status: 201, json: { uri: record.uri, cid: record.cid.toString() } }
         }
       },
-      { method: 'GET', path: '/v1/trust', handle: () => ({ json: this.init.services().trust.list() }) }
+      { method: 'GET', path: '/v1/trust', handle: () => ({ json: this.init.services().trust.list() }) },
+      {
+        method: 'GET',
+        path: '/v1/backends',
+        handle: () => {
+          const { fleet, health } = this.init.services().fleet
+          return {
+            json: health.map((h) => {
+              const b = fleet.get(h.name)
+              return { ...h, ...(b !== undefined ? { capabilities: b.capabilities(), used: fleet.used(h.name) } : {}) }
+            })
+          }
+        }
+      }
     ]
   }
 }

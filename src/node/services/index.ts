@@ -11,6 +11,7 @@ import { AttestationService } from './attestation.js'
 import { Bonding } from './bonding.js'
 import { VerifiedLevels } from './verified-levels.js'
 import { OwnCard } from './own-card.js'
+import { FleetService } from './fleet.js'
 import { TrustService } from './trust.js'
 import { ProviderService } from './provider.js'
 import { BootstrapRedial } from './bootstrap-redial.js'
@@ -24,6 +25,7 @@ export interface NodeServices {
   attestation: AttestationService
   bonding: Bonding
   verifiedLevels: VerifiedLevels
+  fleet: FleetService
   ownCard: OwnCard
   trust: TrustService
   provider: ProviderService
@@ -39,9 +41,10 @@ export function createServices (components: NodeComponents, setup: AttestationSe
   const attestation = new AttestationService(components, setup, { onBond: (providerId) => { verifiedLevels.reverify(providerId) } })
   const bonding = new Bonding(components, attestation)
   const verifiedLevels = new VerifiedLevels(components, attestation, bonding)
-  const ownCard = new OwnCard(components, { attestation, gossip })
+  const fleet = new FleetService(components)
+  const ownCard = new OwnCard(components, { attestation, gossip, offer: () => fleet.cardBackends() })
   const trust = new TrustService(components)
-  const provider = new ProviderService(components, { attestation, ownCard })
+  const provider = new ProviderService(components, { attestation, ownCard, fleet })
   const services: NodeServices = {
     upkeep,
     gossip,
@@ -49,6 +52,7 @@ export function createServices (components: NodeComponents, setup: AttestationSe
     attestation,
     bonding,
     verifiedLevels,
+    fleet,
     ownCard,
     trust,
     provider,

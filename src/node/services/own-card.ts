@@ -11,7 +11,7 @@ import { ProviderCardType, type SignedProviderCard } from '../../market/provider
 import { toHex } from '../../market/bytes.js'
 import type { CID } from '../../market/cbor.js'
 import { cardEvidenceReportData } from '../../attestation/card-evidence.js'
-import { cardFromDraft } from '../card-draft.js'
+import { cardFromDraft, type CardDraft } from '../card-draft.js'
 import { DEFAULT_CARD_DRAFT } from '../config.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
 import type { AttestationService } from './attestation.js'
@@ -25,6 +25,8 @@ export interface OwnEvidence { digest: Uint8Array, quote: CID, collateral: CID, 
 export interface OwnCardInit {
   attestation: AttestationService
   gossip: GossipService
+  /** The backends and rates the card offers (the fleet's). */
+  offer: () => Pick<CardDraft, 'backends' | 'rates'>
 }
 
 export class OwnCard implements Startable {
@@ -68,6 +70,7 @@ export class OwnCard implements Startable {
     const evidence = await this.ownEvidence()
     const draft = {
       ...(config.card ?? DEFAULT_CARD_DRAFT),
+      ...this.init.offer(),
       ttlSecs: config.cardTtlSecs,
       listenAddrs: libp2p.getMultiaddrs().map(String).slice(0, 16),
       // With a quote provider the card claims what the attest protocol offers, unless the operator says otherwise.

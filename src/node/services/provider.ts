@@ -26,8 +26,8 @@ import { toHex } from '../../market/bytes.js'
 import type { CID } from '../../market/cbor.js'
 import { CmeshError } from '../../market/errors.js'
 import { generateGrantKeyPair } from '../../backends/ssh-keys.js'
-import { LocalDevBackend } from '../../backends/local-dev.js'
-import { Fleet } from '../../backends/fleet.js'
+import type { Fleet } from '../../backends/fleet.js'
+import type { FleetService } from './fleet.js'
 import type { Instance, ProvisionProgress } from '../../backends/backend.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
 import { contractKey, decodeContract, encodeContract, type StoredContract } from '../contract-state.js'
@@ -57,10 +57,12 @@ export class ProviderService implements Startable {
   readonly bid: BidProtocol
   private ledger = new CapacityLedger({})
   private readonly open = new Map<string, OpenBid>()
-  private fleet = new Fleet([], () => [])
+  private get fleet (): Fleet {
+    return this.init.fleet.fleet
+  }
   private timer: NodeJS.Timeout | undefined
 
-  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard }) {
+  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard, fleet: FleetService }) {
     const { config, log } = components
     const providing = config.roles.includes('provider')
     this.bid = new BidProtocol(components.libp2p, {
@@ -97,11 +99,6 @@ export class ProviderService implements Startable {
           log.warn(`stored capacity ledger unreadable (${(err as Error).message}); starting from the card`)
         }
       }
-      const backends = card.value.backends
-        // The embedded local backend comes from the card itself; the others from the node's backends config.
-        .filter((b) => b.kind === 'local')
-        .map((b) => new LocalDevBackend({ name: b.name, capabilities: { regions: b.regions, maxCpu: b.maxCpu, maxMemoryMiB: b.maxMemoryMiB, maxDiskGiB: b.maxDiskGiB, tdx: b.tdx }, log: log.forComponent('backend'), now: this.components.now }))
-      this.fleet = new Fleet(backends, () => this.init.ownCard.current?.value.rates ?? [], this.components.now)
     }
     await this.recover()
     await this.bid.start()
@@ -111,7 +108,7 @@ export class ProviderService implements Startable {
   async stop (): Promise<void> {
     clearInterval(this.timer)
     await this.bid.stop()
-    await this.fleet.stopAll()
+    // The fleet service (started before this one) ends the instances when it stops.
   }
 
   /** A restart: grants that were being provisioned are interrupted (never provisioned again); local instances ended with the process. */

@@ -1,0 +1,93 @@
+/**
+ * The provider's Fleet in a running node: the embedded local backend from the card draft, and
+ * every backend the config lists (`backends: [{kind, name, rates, options}]`). Each configured
+ * backend runs its start-up check (`checkHealth`); one that fails is reported and left out, never
+ * fatal. The card is built from what the fleet's backends can host and their rates.
+ */
+import type { Startable } from '@libp2p/interface'
+import type { Rate } from '../../market/provider-card.js'
+import { Fleet } from '../../backends/fleet.js'
+import { LocalDevBackend } from '../../backends/local-dev.js'
+import type { Backend } from '../../backends/backend.js'
+import { DEFAULT_CARD_DRAFT } from '../config.js'
+import type { CardDraft } from '../card-draft.js'
+import { withTimeout, type NodeComponents } from '../components.js'
+import { errorText } from '../../protocols/error-text.js'
+
+/** A configured backend's start-up check may take this long (a cloud API round trip). */
+export const BACKEND_CHECK_TIMEOUT_MS = 20_000
+
+export interface BackendHealth { name: string, kind: string, ok: boolean, reason?: string }
+
+/** What the backends that clouds and hosts offer beyond the Backend interface. */
+interface Checked extends Backend {
+  checkHealth?: (signal?: AbortSignal) => Promise<{ ok: boolean, reason?: string } | unknown>
+}
+
+type BackendFactory = (name: string, options: Record<string, unknown>, components: NodeComponents) => Promise<Backend>
+
+/** Constructors by kind, loaded on use: a node that configures no cloud never loads a cloud SDK. */
+const FACTORIES: Record<string, BackendFactory> = {
+  'bare-metal': async (name, options, c) => new (await import('../../backends/bare-metal.js')).BareMetalBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any),
+  'aws-ec2': async (name, options, c) => new (await import('../../backends/aws-ec2.js')).AwsEc2Backend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any),
+  gcp: async (name, options, c) => new (await import('../../backends/gcp.js')).GcpBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any),
+  azure: async (name, options, c) => {
+    // Azure's VM API gives neither the address nor the host key a receipt needs; the backend takes a
+    // resolver function for them, which JSON config cannot carry (yet): refuse rather than never serve.
+    if (typeof options.addressOf !== 'function') throw new Error('the azure backend needs an addressOf resolver (address and host key of a VM), which config files cannot provide yet')
+    return new (await import('../../backends/azure.js')).AzureBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any)
+  }
+}
+
+export class FleetService implements Startable {
+  fleet = new Fleet([], () => [])
+  readonly health: BackendHealth[] = []
+  private rates: Rate[] = []
+
+  constructor (private readonly components: NodeComponents) {}
+
+  async start (): Promise<void> {
+    const { config, log, shutdown } = this.components
+    const draft = config.card ?? DEFAULT_CARD_DRAFT
+    const backends: Backend[] = []
+    // The card draft's local backends are the embedded DEV-ONLY one.
+    for (const b of (draft.backends ?? []).filter((x) => x.kind === 'local')) {
+      backends.push(new LocalDevBackend({ name: b.name, capabilities: { regions: b.regions, maxCpu: b.maxCpu, maxMemoryMiB: b.maxMemoryMiB, maxDiskGiB: b.maxDiskGiB, tdx: b.tdx ?? false }, log: log.forComponent('backend'), now: this.components.now }))
+      this.health.push({ name: b.name, kind: 'local', ok: true })
+    }
+    this.rates = [...(draft.rates ?? []).map((r) => ({ ...r, cpuHourWei: BigInt(r.cpuHourWei), memoryGiBHourWei: BigInt(r.memoryGiBHourWei), diskGiBHourWei: BigInt(r.diskGiBHourWei) }))] as Rate[]
+    for (const entry of config.backends) {
+      const factory = FACTORIES[entry.kind]
+      try {
+        if (factory === undefined) throw new Error(`unknown backend kind ${entry.kind}`)
+        const backend = await factory(entry.name, entry.options, this.components) as Checked
+        const checked = await backend.checkHealth?.(withTimeout(shutdown, BACKEND_CHECK_TIMEOUT_MS)) as { ok?: boolean, reason?: string } | undefined
+        if (checked !== undefined && checked.ok === false) throw new Error(checked.reason ?? 'start-up check failed')
+        backends.push(backend)
+        this.rates.push(...entry.rates.map((r) => ({ backend: entry.name, ...(r.region !== undefined ? { region: r.region } : {}), cpuHourWei: BigInt(r.cpuHourWei), memoryGiBHourWei: BigInt(r.memoryGiBHourWei), diskGiBHourWei: BigInt(r.diskGiBHourWei) })))
+        this.health.push({ name: entry.name, kind: entry.kind, ok: true })
+      } catch (err) {
+        // One unreachable cloud must not keep the node (and its other backends) from serving.
+        log.warn(`backend ${entry.name} (${entry.kind}) left out: ${errorText(err)}`)
+        this.health.push({ name: entry.name, kind: entry.kind, ok: false, reason: errorText(err).slice(0, 256) })
+      }
+    }
+    this.fleet = new Fleet(backends, () => this.rates, this.components.now)
+  }
+
+  /** The card's backends and rates (draft form): the draft's own and every healthy configured backend's. */
+  cardBackends (): { backends: CardDraft['backends'], rates: NonNullable<CardDraft['rates']> } {
+    const draft = this.components.config.card ?? DEFAULT_CARD_DRAFT
+    const configured = this.fleet.names.filter((n) => this.fleet.get(n)?.kind !== 'local').map((name) => {
+      const b = this.fleet.get(name) as Backend
+      const c = b.capabilities()
+      return { name, kind: b.kind as 'aws-ec2', regions: c.regions, maxCpu: c.maxCpu, maxMemoryMiB: c.maxMemoryMiB, maxDiskGiB: c.maxDiskGiB, tdx: c.tdx }
+    })
+    const rates = this.rates.filter((r) => configured.some((b) => b.name === r.backend)).map((r) => ({ backend: r.backend, ...(r.region !== undefined ? { region: r.region } : {}), cpuHourWei: r.cpuHourWei.toString(), memoryGiBHourWei: r.memoryGiBHourWei.toString(), diskGiBHourWei: r.diskGiBHourWei.toString() }))
+    return { backends: [...draft.backends, ...configured], rates: [...(draft.rates ?? []), ...rates] }
+  }
+
+  async stop (): Promise<void> {
+    await this.fleet.stopAll()
+  }
+}
