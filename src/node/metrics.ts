@@ -31,6 +31,7 @@ export interface NodeMetrics {
   declines: Counter<'side' | 'code'>
   contracts: Counter<'role' | 'state'>
   provisionDuration: Histogram<'backend' | 'outcome'>
+  backendInstances: Gauge<'backend'>
 }
 
 export function createNodeMetrics (): NodeMetrics {
@@ -57,6 +58,7 @@ export function createNodeMetrics (): NodeMetrics {
     bidsReceived: new Counter({ name: 'cmesh_bids_received_total', help: 'Requester: answers collected per provider dialled (bid, decline, or the failure code)', labelNames: ['outcome'], registers }),
     declines: new Counter({ name: 'cmesh_declines_total', help: 'Declines by reason code, sent (provider) and received (requester)', labelNames: ['side', 'code'], registers }),
     contracts: new Counter({ name: 'cmesh_contracts_total', help: 'Contract state transitions by role', labelNames: ['role', 'state'], registers }),
+    backendInstances: new Gauge({ name: 'cmesh_backend_instances', help: 'Live instances per backend (grants provisioned and not ended)', labelNames: ['backend'], registers }),
     provisionDuration: new Histogram({ name: 'cmesh_provision_duration_seconds', help: 'Provisioning time per grant, by backend and outcome', labelNames: ['backend', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers })
   }
 }

@@ -113,6 +113,8 @@ export class ApiService implements Startable {
     metrics.collectionRecords.set({ state: 'shown' }, collection.cards(nowSecs(this.components)).length)
     metrics.verificationQueue.set({ state: 'pending' }, queued.pending)
     metrics.verificationQueue.set({ state: 'running' }, queued.running)
+    const { fleet } = this.init.services().fleet
+    for (const name of fleet.names) metrics.backendInstances.set({ backend: name }, fleet.used(name).instances)
     return await metrics.registry.metrics()
   }
 

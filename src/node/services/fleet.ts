@@ -22,6 +22,11 @@ export interface BackendHealth { name: string, kind: string, ok: boolean, reason
 /** What the backends that clouds and hosts offer beyond the Backend interface. */
 interface Checked extends Backend {
   checkHealth?: (signal?: AbortSignal) => Promise<{ ok: boolean, reason?: string } | unknown>
+  /** Clouds: instances tagged with a grant id that this process is not running. */
+  findOrphans?: (signal?: AbortSignal) => Promise<Array<{ grantId: string, handle?: string, instanceId?: string, name?: string }>>
+  /** Bare metal: the per-grant users on each host. */
+  listGrantUsers?: () => Promise<Array<{ host: string, ok: boolean, users?: Array<{ user: string, grantId: string, tracked: boolean }> }>>
+  terminateGrantUser?: (hostName: string, user: string) => Promise<void>
 }
 
 type BackendFactory = (name: string, options: Record<string, unknown>, components: NodeComponents) => Promise<Backend>
@@ -85,6 +90,39 @@ export class FleetService implements Startable {
     })
     const rates = this.rates.filter((r) => configured.some((b) => b.name === r.backend)).map((r) => ({ backend: r.backend, ...(r.region !== undefined ? { region: r.region } : {}), cpuHourWei: r.cpuHourWei.toString(), memoryGiBHourWei: r.memoryGiBHourWei.toString(), diskGiBHourWei: r.diskGiBHourWei.toString() }))
     return { backends: [...draft.backends, ...configured], rates: [...(draft.rates ?? []), ...rates] }
+  }
+
+  /**
+   * Ends instances left for grants this node holds no live contract for (a crash between
+   * provisioning and its record, or a provisioning whose clean-up failed). Found by the grant tag
+   * each cloud backend sets, or the marker on a bare-metal grant user. Returns how many it ended.
+   */
+  async reapOrphans (live: Set<string>): Promise<number> {
+    const { log, shutdown } = this.components
+    let reaped = 0
+    for (const name of this.fleet.names) {
+      const backend = this.fleet.get(name) as Checked
+      try {
+        for (const o of await backend.findOrphans?.(withTimeout(shutdown, BACKEND_CHECK_TIMEOUT_MS)) ?? []) {
+          if (live.has(o.grantId)) continue
+          log.warn(`backend ${name}: instance of grant ${o.grantId} has no live contract here; terminating it`)
+          const handle = o.handle ?? o.instanceId ?? o.name
+          await backend.terminate({ grantId: o.grantId, backend: name, host: '', port: 0, user: '', hostKey: '', hostKeyFingerprint: '', ...(handle !== undefined ? { handle } : {}) })
+          reaped++
+        }
+        for (const host of await backend.listGrantUsers?.() ?? []) {
+          for (const u of host.users ?? []) {
+            if (u.tracked || live.has(u.grantId)) continue
+            log.warn(`backend ${name}: grant user ${u.user} on ${host.host} has no live contract here; removing it`)
+            await backend.terminateGrantUser?.(host.host, u.user)
+            reaped++
+          }
+        }
+      } catch (err) {
+        log.warn(`backend ${name}: orphan clean-up failed: ${errorText(err)}`)
+      }
+    }
+    return reaped
   }
 
   async stop (): Promise<void> {

@@ -114,9 +114,11 @@ export class ProviderService implements Startable {
   /** A restart: grants that were being provisioned are interrupted (never provisioned again); local instances ended with the process. */
   private async recover (): Promise<void> {
     const { store, metrics } = this.components
+    const live = new Set<string>()
     for (const [key, bytes] of await store.entries('contracts')) {
       if (!key.startsWith('provider/')) continue
       const c = decodeContract(bytes)
+      if (c.state === 'ready' && (c.validToUnixSecs ?? 0) > nowSecs(this.components)) live.add(c.id)
       // Whatever its state, this grant has been handled: the fleet never provisions it again.
       if (c.backend !== undefined) this.fleet.remember(c.id, c.backend)
       const local = c.backend !== undefined && this.fleet.get(c.backend)?.kind === 'local'
@@ -125,6 +127,8 @@ export class ProviderService implements Startable {
       else continue
       metrics.contracts.inc({ role: 'provider', state: 'interrupted' })
     }
+    // Machines for grants with no live contract here (a crash mid-provisioning) are ended, not left running.
+    await this.init.fleet.reapOrphans(live)
   }
 
   private async save (c: StoredContract): Promise<void> {
