@@ -24,6 +24,12 @@ export class Fleet {
     }
   }
 
+  /** A backend that passed its check later (it was left out at start). */
+  add (backend: Backend): void {
+    if (this.backends.has(backend.name)) throw new BackendError('BACKEND_PROVISION_FAILED', `two backends named ${backend.name}`)
+    this.backends.set(backend.name, backend)
+  }
+
   get names (): string[] {
     return [...this.backends.keys()]
   }

@@ -3,7 +3,7 @@ import '../../src/node/polyfills.js'
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { EC2Client, RunInstancesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2'
-import { TestMesh } from '../helpers/mesh.js'
+import { TestMesh, waitFor } from '../helpers/mesh.js'
 import { FAKE_CREDENTIALS, requireMoto, startMoto, type Moto } from '../helpers/moto.js'
 import { GRANT_TAG, BACKEND_TAG } from '../../src/backends/aws-ec2.js'
 import { runCli } from '../helpers/cli.js'
@@ -51,5 +51,13 @@ describe('a provider node with an AWS backend', () => {
     const rows = JSON.parse(listed.stdout)
     assert.equal(rows.find((r: any) => r.name === 'aws').capabilities.maxCpu, 16)
     assert.match(rows.find((r: any) => r.name === 'aws-down').reason, /./)
+
+    // The left-out backend recovers (here: its endpoint is pointed at moto) and joins the card.
+    const down = node.config.backends.find((b) => b.name === 'aws-down') as { options: Record<string, unknown> }
+    down.options.endpoint = moto.endpoint
+    const before = node.services.ownCard.current?.cid.toString()
+    await node.services.fleet.recheck()
+    await waitFor('the card republished with the recovered backend', () => node.services.ownCard.current?.cid.toString() !== before && node.services.ownCard.current?.value.backends.some((b) => b.name === 'aws-down') === true)
+    assert.deepEqual(node.services.fleet.health.map((h) => [h.name, h.ok]), [['local', true], ['aws', true], ['aws-down', true]])
   })
 })

@@ -11,11 +11,13 @@ import { LocalDevBackend } from '../../backends/local-dev.js'
 import type { Backend } from '../../backends/backend.js'
 import { DEFAULT_CARD_DRAFT } from '../config.js'
 import type { CardDraft } from '../card-draft.js'
-import { withTimeout, type NodeComponents } from '../components.js'
+import { every, withTimeout, type NodeComponents } from '../components.js'
 import { errorText } from '../../protocols/error-text.js'
 
 /** A configured backend's start-up check may take this long (a cloud API round trip). */
 export const BACKEND_CHECK_TIMEOUT_MS = 20_000
+/** How often a backend left out is checked again. */
+export const BACKEND_RECHECK_SECS = 300
 
 export interface BackendHealth { name: string, kind: string, ok: boolean, reason?: string }
 
@@ -44,15 +46,20 @@ const FACTORIES: Record<string, BackendFactory> = {
   }
 }
 
+type BackendConfig = NodeComponents['config']['backends'][number]
+
 export class FleetService implements Startable {
   fleet = new Fleet([], () => [])
   readonly health: BackendHealth[] = []
+  /** Called when what the fleet offers changes (a backend joined): the card is republished. */
+  onChange: (() => void) | undefined
   private rates: Rate[] = []
+  private timer: NodeJS.Timeout | undefined
 
   constructor (private readonly components: NodeComponents) {}
 
   async start (): Promise<void> {
-    const { config, log, shutdown } = this.components
+    const { config, log } = this.components
     const draft = config.card ?? DEFAULT_CARD_DRAFT
     const backends: Backend[] = []
     // The card draft's local backends are the embedded DEV-ONLY one.
@@ -61,23 +68,15 @@ export class FleetService implements Startable {
       this.health.push({ name: b.name, kind: 'local', ok: true })
     }
     this.rates = [...(draft.rates ?? []).map((r) => ({ ...r, cpuHourWei: BigInt(r.cpuHourWei), memoryGiBHourWei: BigInt(r.memoryGiBHourWei), diskGiBHourWei: BigInt(r.diskGiBHourWei) }))] as Rate[]
-    for (const entry of config.backends) {
-      const factory = FACTORIES[entry.kind]
-      try {
-        if (factory === undefined) throw new Error(`unknown backend kind ${entry.kind}`)
-        const backend = await factory(entry.name, entry.options, this.components) as Checked
-        const checked = await backend.checkHealth?.(withTimeout(shutdown, BACKEND_CHECK_TIMEOUT_MS)) as { ok?: boolean, reason?: string } | undefined
-        if (checked !== undefined && checked.ok === false) throw new Error(checked.reason ?? 'start-up check failed')
-        backends.push(backend)
-        this.rates.push(...entry.rates.map((r) => ({ backend: entry.name, ...(r.region !== undefined ? { region: r.region } : {}), cpuHourWei: BigInt(r.cpuHourWei), memoryGiBHourWei: BigInt(r.memoryGiBHourWei), diskGiBHourWei: BigInt(r.diskGiBHourWei) })))
-        this.health.push({ name: entry.name, kind: entry.kind, ok: true })
-      } catch (err) {
-        // One unreachable cloud must not keep the node (and its other backends) from serving.
-        log.warn(`backend ${entry.name} (${entry.kind}) left out: ${errorText(err)}`)
-        this.health.push({ name: entry.name, kind: entry.kind, ok: false, reason: errorText(err).slice(0, 256) })
-      }
-    }
     this.fleet = new Fleet(backends, () => this.rates, this.components.now)
+    for (const entry of config.backends) {
+      const health: BackendHealth = { name: entry.name, kind: entry.kind, ok: false }
+      this.health.push(health)
+      await this.admit(entry, health)
+    }
+    // A backend left out at start (a cloud API down, a host unreachable) is tried again, and
+    // joins the card when it passes.
+    this.timer = every(BACKEND_RECHECK_SECS, () => { void this.recheck() })
   }
 
   /** The card's backends and rates (draft form): the draft's own and every healthy configured backend's. */
@@ -125,7 +124,43 @@ export class FleetService implements Startable {
     return reaped
   }
 
+  private async admit (entry: BackendConfig, health: BackendHealth): Promise<boolean> {
+    const { log, shutdown } = this.components
+    const factory = FACTORIES[entry.kind]
+    try {
+      if (factory === undefined) throw new Error(`unknown backend kind ${entry.kind}`)
+      const backend = await factory(entry.name, entry.options, this.components) as Checked
+      const checked = await backend.checkHealth?.(withTimeout(shutdown, BACKEND_CHECK_TIMEOUT_MS)) as { ok?: boolean, reason?: string } | undefined
+      if (checked !== undefined && checked.ok === false) throw new Error(checked.reason ?? 'start-up check failed')
+      this.fleet.add(backend)
+      this.rates.push(...entry.rates.map((r) => ({ backend: entry.name, ...(r.region !== undefined ? { region: r.region } : {}), cpuHourWei: BigInt(r.cpuHourWei), memoryGiBHourWei: BigInt(r.memoryGiBHourWei), diskGiBHourWei: BigInt(r.diskGiBHourWei) })))
+      health.ok = true
+      delete health.reason
+      return true
+    } catch (err) {
+      // One unreachable cloud must not keep the node (and its other backends) from serving.
+      log.warn(`backend ${entry.name} (${entry.kind}) left out: ${errorText(err)}`)
+      health.reason = errorText(err).slice(0, 256)
+      return false
+    }
+  }
+
+  /** Tries the backends left out again (every BACKEND_RECHECK_SECS; tests call it directly). */
+  async recheck (): Promise<void> {
+    let joined = false
+    for (const entry of this.components.config.backends) {
+      const health = this.health.find((h) => h.name === entry.name)
+      if (health === undefined || health.ok || this.components.shutdown.aborted) continue
+      if (await this.admit(entry, health)) {
+        this.components.log.info(`backend ${entry.name} (${entry.kind}) passed its check and joins the card`)
+        joined = true
+      }
+    }
+    if (joined) this.onChange?.()
+  }
+
   async stop (): Promise<void> {
+    clearInterval(this.timer)
     await this.fleet.stopAll()
   }
 }

@@ -43,6 +43,8 @@ export function createServices (components: NodeComponents, setup: AttestationSe
   const verifiedLevels = new VerifiedLevels(components, attestation, bonding)
   const fleet = new FleetService(components)
   const ownCard = new OwnCard(components, { attestation, gossip, offer: () => fleet.cardBackends() })
+  // A backend that joins later changes the offer: the card says so at once.
+  fleet.onChange = () => { ownCard.publish().catch((err) => components.log.warn(`card republish failed: ${(err as Error).message}`)) }
   const trust = new TrustService(components)
   const provider = new ProviderService(components, { attestation, ownCard, fleet })
   const services: NodeServices = {
