@@ -136,6 +136,7 @@ export class ApiService implements Startable {
         method: 'POST',
         path: '/v1/rfps',
         handle: async (req) => {
+          if (!this.components.config.roles.includes('requester')) throw new ApiError('ROLE_DISABLED', 'this node does not play the requester role (config roles)', { status: 409 })
           const b = parseBody(rfpBody, req.body)
           const rfp = await this.init.services().requester.create({
             cpus: b.cpus, mem: b.mem, disk: b.disk, network: b.network, role: b.role,
