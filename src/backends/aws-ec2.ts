@@ -25,6 +25,9 @@ import {
   type Grant, type Instance, type ProvisionOptions
 } from './backend.js'
 import { hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
+import { parseConsoleHostKey, type ConsoleHostKey } from './console-host-key.js'
+
+export { parseConsoleHostKey, type ConsoleHostKey }
 
 export const EC2_USER = 'cmesh'
 export const GRANT_TAG = 'cmesh:grant'
@@ -513,42 +516,6 @@ export function buildUserData (authorizedKey: string, userData: Uint8Array): Buf
   if (mime.length <= MAX_EC2_USER_DATA_BYTES) return mime
   const gz = gzipSync(mime, { level: 9 })
   return gz.length <= MAX_EC2_USER_DATA_BYTES ? gz : undefined
-}
-
-export interface ConsoleHostKey { hostKey: string, fingerprint: string }
-
-const KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa']
-
-/**
- * The host key from the last complete `SSH HOST KEY KEYS` block cloud-init printed (lines may carry
- * a prefix such as Amazon Linux's `ec2: ` or a timestamp). The last block wins: keys-to-console runs
- * after the requester's user_data in the same boot, so an earlier look-alike cannot displace it.
- * Prefers ed25519, then ECDSA, then RSA. Undefined if there is no complete, parseable block.
- */
-export function parseConsoleHostKey (text: string): ConsoleHostKey | undefined {
-  const lines = text.split(/\r?\n/)
-  let end = -1
-  for (let i = lines.length - 1; i >= 0; i--) if ((lines[i] as string).includes('-----END SSH HOST KEY KEYS-----')) { end = i; break }
-  if (end < 0) return undefined
-  let begin = -1
-  for (let i = end - 1; i >= 0; i--) if ((lines[i] as string).includes('-----BEGIN SSH HOST KEY KEYS-----')) { begin = i; break }
-  if (begin < 0) return undefined
-  const found = new Map<string, string>()
-  for (const line of lines.slice(begin + 1, end)) {
-    const m = /(?:^|\s)(ssh-ed25519|ecdsa-sha2-nistp(?:256|384|521)|ssh-rsa)\s+([A-Za-z0-9+/]+={0,3})(?:\s|$)/.exec(line)
-    if (m === null || found.has(m[1] as string)) continue
-    found.set(m[1] as string, `${m[1] as string} ${m[2] as string}`)
-  }
-  for (const type of KEY_TYPES) {
-    const hostKey = found.get(type)
-    if (hostKey === undefined) continue
-    try {
-      const parsed = parsePublicKey(hostKey)
-      if (parsed.type !== type) continue
-      return { hostKey, fingerprint: hostKeyFingerprint(publicKeyBlob(hostKey)) }
-    } catch { /* a garbled line: try the next type */ }
-  }
-  return undefined
 }
 
 /** The exit status our run script printed for the requester's user_data, if it is on the console. */

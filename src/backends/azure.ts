@@ -8,13 +8,17 @@
  *   (`networkInterfaceIds`, one VM per NIC at a time, NICs in the grant's region) or asks the
  *   Compute RP to create a VM-owned NIC (+ public IP) in `subnetId` through
  *   `networkProfile.networkInterfaceConfigurations` (deleted with the VM).
- * - Read the VM's IP address: the VM resource only names its NIC. The `addressOf` hook resolves the
- *   address (it gets the authenticated client, whose `sendRequest` can GET Microsoft.Network
- *   resources, or the operator's own inventory).
- * - Learn the SSH host key: the VM API never exposes it, and the sealed receipt must pin one, so the
- *   same hook must supply it (e.g. from the serial log cloud-init prints, or a key the image was
- *   baked with). Without it the VM is deleted and provisioning fails closed with
- *   BACKEND_HOST_KEY_UNKNOWN rather than hand out an unpinned host.
+ * - Read the VM's IP address through a typed API: the VM resource only names its NIC. The built-in
+ *   resolver (`defaultAddressOf`, used when no `addressOf` hook is given, so JSON config works) GETs
+ *   the primary NIC and its public IP with the authenticated client's generic `sendRequest`, as
+ *   arm-network would; `address: 'private-ip'` takes the NIC's private address instead.
+ * - Learn the SSH host key: the VM API never exposes it, and the sealed receipt must pin one. The
+ *   built-in resolver creates the VM with boot diagnostics on (managed storage), then polls
+ *   retrieveBootDiagnosticsData and reads the serial log through its SAS URL (the client's pipeline,
+ *   TLS trust included, minus the bearer-token policy: the ARM token never goes to storage) until
+ *   cloud-init's `SSH HOST KEY KEYS` block appears. A custom `addressOf` hook may supply both instead
+ *   (e.g. a key the image was baked with). With no host key by the deadline the VM is deleted and
+ *   provisioning fails closed with BACKEND_HOST_KEY_UNKNOWN rather than hand out an unpinned host.
  * The requester's user_data goes, base64-encoded, into its own VM field (`userData` by default,
  * which the guest reads from IMDS; `customData` for plain cloud-init images) and is never
  * interpolated into anything. Credentials come from the given TokenCredential or
@@ -23,18 +27,23 @@
 import { createHash } from 'node:crypto'
 import type { TokenCredential } from '@azure/core-auth'
 import type { ComputeManagementClient, ComputeManagementClientOptionalParams, VirtualMachine } from '@azure/arm-compute'
+import type { HttpClient } from '@azure/core-rest-pipeline'
+import { isIP } from 'node:net'
 import { createLogger, type Logger } from '../node/logger.js'
 import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type BackendErrorCode, type CanSatisfy,
   type Grant, type Instance, type ProvisionOptions
 } from './backend.js'
 import { hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
+import { parseConsoleHostKey } from './console-host-key.js'
 
 export const AZURE_USER = 'cmesh'
 export const AZURE_GRANT_TAG = 'cmesh-grant'
 export const AZURE_BACKEND_TAG = 'cmesh-backend'
 const MAX_USER_DATA_BYTES = 64 * 1024 // Azure's limit for userData and customData (before base64)
 const MAX_TIMER_MS = 2 ** 31 - 1
+/** Microsoft.Network api-version for the NIC and public IP GETs the built-in resolver makes. */
+export const AZURE_NETWORK_API_VERSION = '2023-09-01'
 
 /** Codes this backend throws beyond backend.ts's list (to be added there). */
 export type AzureBackendErrorCode = BackendErrorCode | 'BACKEND_TIMEOUT' | 'BACKEND_HOST_KEY_UNKNOWN' | 'BACKEND_TERMINATE_FAILED'
@@ -108,8 +117,12 @@ export interface AzureBackendOptions {
   osDiskStorageAccountType?: string
   /** Smallest OS disk (GiB) the image accepts (default 30). */
   minOsDiskGiB?: number
-  /** Resolves the SSH endpoint and host key of a provisioned VM. Without it, canSatisfy refuses every grant. */
+  /** Resolves the SSH endpoint and host key of a provisioned VM (default: the built-in `defaultAddressOf`). */
   addressOf?: (vm: VirtualMachine, ctx: AzureAddressContext) => Promise<AzureEndpoint | undefined>
+  /** Built-in resolver: the NIC's public IP (default) or its private IP. */
+  address?: 'public-ip' | 'private-ip'
+  /** Built-in resolver: where the host key comes from (cloud-init's block in the boot-diagnostics serial log). */
+  hostKeyFrom?: 'boot-diagnostics'
   /** Default DefaultAzureCredential (environment, workload/managed identity, Azure CLI…). */
   credential?: TokenCredential
   /** ARM endpoint override (tests; sovereign clouds). Must be https. */
@@ -163,6 +176,11 @@ export class AzureBackend implements Backend {
     if (options.endpoint !== undefined && !options.endpoint.startsWith('https://')) {
       throw new TypeError('AzureBackend: endpoint must be https (the SDK sends bearer tokens only over TLS)')
     }
+    if (options.addressOf !== undefined && typeof options.addressOf !== 'function') throw new TypeError('AzureBackend: addressOf must be a function')
+    if (options.address !== undefined && options.address !== 'public-ip' && options.address !== 'private-ip') {
+      throw new TypeError("AzureBackend: address must be 'public-ip' or 'private-ip'")
+    }
+    if (options.hostKeyFrom !== undefined && options.hostKeyFrom !== 'boot-diagnostics') throw new TypeError("AzureBackend: hostKeyFrom must be 'boot-diagnostics'")
     this.opts = options
     this.name = options.name
     this.sizes = options.vmSizes ?? DEFAULT_AZURE_VM_SIZES
@@ -173,7 +191,6 @@ export class AzureBackend implements Backend {
     this.provisionTimeoutMs = options.provisionTimeoutMs ?? 15 * 60_000
     this.cleanupTimeoutMs = options.cleanupTimeoutMs ?? 10 * 60_000
     this.deleteRetryDelaysMs = options.deleteRetryDelaysMs ?? [2000, 10_000, 30_000]
-    if (options.addressOf === undefined) this.log.warn(`azure backend "${this.name}": no addressOf hook, so no host address or host key can be learned; every grant will be refused`)
   }
 
   capabilities (): BackendCapabilities {
@@ -190,7 +207,6 @@ export class AzureBackend implements Backend {
   canSatisfy (grant: Grant): CanSatisfy {
     const verdict = checkCapabilities(this.caps, grant, Math.floor(this.now() / 1000))
     if (!verdict.ok) return verdict
-    if (this.opts.addressOf === undefined) return { ok: false, reason: 'no addressOf hook configured: the host address and host key cannot be learned from Azure' }
     if (this.pickSize(grant) === undefined) return { ok: false, reason: `no ${grant.tdx ? 'TDX ' : ''}VM size with ${grant.cpus} CPUs and ${grant.memMiB} MiB` }
     if (grant.userData.length > MAX_USER_DATA_BYTES) return { ok: false, reason: `user_data is ${grant.userData.length} bytes; at most ${MAX_USER_DATA_BYTES}` }
     if (this.live.has(grant.id)) return { ok: false, reason: 'grant already provisioned' }
@@ -232,7 +248,12 @@ export class AzureBackend implements Backend {
       if (state !== 'Succeeded') throw fail('BACKEND_PROVISION_FAILED', `VM ${name} is ${state ?? 'in no provisioning state'}`, { grantId: grant.id })
       onProgress?.({ type: 'provision:user-data', detail: { bytes: grant.userData.length } })
 
-      const endpoint = await (this.opts.addressOf as NonNullable<AzureBackendOptions['addressOf']>)(vm, { grant, signal: deadline, client })
+      const ctx: AzureAddressContext = { grant, signal: deadline, client }
+      const endpoint = this.opts.addressOf !== undefined
+        ? await this.opts.addressOf(vm, ctx)
+        : await defaultAddressOf(vm, ctx, {
+          address: this.opts.address, resourceGroup: this.opts.resourceGroup, pollIntervalMs: this.pollIntervalMs, log: this.log, httpClient: this.opts.clientOptions?.httpClient
+        })
       if (deadline.aborted) throw deadline.reason
       if (endpoint === undefined || endpoint.host === '') throw fail('BACKEND_PROVISION_FAILED', `no address for VM ${name}`, { grantId: grant.id })
       if (endpoint.hostKey === undefined) {
@@ -415,6 +436,8 @@ export class AzureBackend implements Backend {
       },
       ...(this.opts.userDataField === 'customData' ? {} : { userData }),
       ...(tdx ? { securityProfile: { securityType: 'ConfidentialVM', uefiSettings: { secureBootEnabled: true, vTpmEnabled: true } } } : {}),
+      // The built-in resolver reads the host key from the serial log: boot diagnostics, managed storage (no storageUri).
+      ...(this.opts.addressOf === undefined ? { diagnosticsProfile: { bootDiagnostics: { enabled: true } } } : {}),
       networkProfile
     }
   }
@@ -451,8 +474,8 @@ export class AzureBackend implements Backend {
   }
 
   private classify (err: unknown, grantId: string, name: string, timeout: AbortSignal, signal?: AbortSignal): BackendError {
-    if (err instanceof BackendError) return err
     if (signal?.aborted === true) return fail('BACKEND_ABORTED', `provisioning VM ${name} aborted`, { grantId })
+    if (err instanceof BackendError) return err
     if (timeout.aborted) return fail('BACKEND_TIMEOUT', `VM ${name} not ready within ${this.provisionTimeoutMs} ms`, { grantId, timeoutMs: this.provisionTimeoutMs })
     const rest = isRest(err) ? { status: err.statusCode, azureCode: err.code } : {}
     return fail('BACKEND_PROVISION_FAILED', `creating VM ${name} failed: ${describe(err)}`, { grantId, ...rest })
@@ -472,6 +495,103 @@ export class AzureBackend implements Backend {
     const subnet = this.opts.subnetId
     return typeof subnet === 'string' || subnet === undefined ? subnet : subnet[region]
   }
+}
+
+export interface DefaultAddressOptions {
+  address?: 'public-ip' | 'private-ip'
+  /** Default: parsed from the VM's id. */
+  resourceGroup?: string
+  pollIntervalMs?: number
+  log?: Logger
+  /** The HttpClient the ARM client uses, if a custom one was given (the serial log goes through it too). */
+  httpClient?: HttpClient
+}
+
+/**
+ * The built-in resolver: the VM's primary NIC → its primary ipConfiguration's private IP or public IP
+ * resource's `ipAddress` (Microsoft.Network GETs through the client's authenticated pipeline), and the
+ * host key from cloud-init's block in the boot-diagnostics serial log, polled until it appears. At the
+ * deadline without a host key it throws BACKEND_HOST_KEY_UNKNOWN (the caller deletes the VM).
+ */
+export async function defaultAddressOf (vm: VirtualMachine, { grant, signal, client }: AzureAddressContext, opts: DefaultAddressOptions = {}): Promise<AzureEndpoint> {
+  // @azure/arm-compute's own dependency (same copy the client's pipeline comes from).
+  const rp = await import('@azure/core-rest-pipeline')
+  const interval = opts.pollIntervalMs ?? 5000
+  const log = opts.log ?? createLogger('cmesh:backend:azure')
+  const name = vm.name ?? ''
+  const meta = { grantId: grant.id }
+
+  const armGet = async (id: string): Promise<any> => {
+    if (!/^\/subscriptions\/[^?#\s]+$/i.test(id)) throw fail('BACKEND_PROVISION_FAILED', `unexpected resource id for VM ${name}`, meta)
+    const url = `${client.$host.replace(/\/+$/, '')}${id}?api-version=${AZURE_NETWORK_API_VERSION}`
+    const res = await client.sendRequest(rp.createPipelineRequest({ url, method: 'GET', abortSignal: signal }))
+    let body: any
+    try { body = JSON.parse(res.bodyAsText ?? '') } catch { body = undefined }
+    if (res.status !== 200) {
+      throw new rp.RestError(String(body?.error?.message ?? `GET ${id.split('/').slice(-2).join('/')} answered ${res.status}`), { statusCode: res.status, code: body?.error?.code })
+    }
+    if (typeof body !== 'object' || body === null) throw fail('BACKEND_PROVISION_FAILED', `unreadable ARM answer for ${id.split('/').pop() ?? ''}`, meta)
+    return body
+  }
+  const first = <T extends { primary?: boolean }>(xs: T[]): T | undefined => xs.find((x) => x.primary === true) ?? xs[0]
+
+  const nicId = first(vm.networkProfile?.networkInterfaces ?? [])?.id
+  if (nicId === undefined) throw fail('BACKEND_PROVISION_FAILED', `VM ${name} names no network interface`, meta)
+  const nic = await armGet(nicId)
+  const ipConfigs: any[] = Array.isArray(nic.properties?.ipConfigurations) ? nic.properties.ipConfigurations : []
+  const ipConfig = (ipConfigs.find((c) => c?.properties?.primary === true) ?? ipConfigs[0])?.properties
+  let host: string | undefined
+  if ((opts.address ?? 'public-ip') === 'private-ip') {
+    host = validIp(ipConfig?.privateIPAddress)
+    if (host === undefined) throw fail('BACKEND_PROVISION_FAILED', `NIC of VM ${name} has no private IP`, meta)
+  } else {
+    const publicIpId = ipConfig?.publicIPAddress?.id
+    if (typeof publicIpId !== 'string') throw fail('BACKEND_PROVISION_FAILED', `NIC of VM ${name} has no public IP (give it one, or set address: 'private-ip')`, meta)
+    for (;;) { // a dynamic public IP is assigned only once the VM runs
+      host = validIp((await armGet(publicIpId))?.properties?.ipAddress)
+      if (host !== undefined) break
+      await sleep(interval, signal)
+      if (signal.aborted) throw signal.reason
+    }
+  }
+
+  const resourceGroup = opts.resourceGroup ?? /\/resourceGroups\/([^/]+)\//i.exec(vm.id ?? '')?.[1]
+  if (resourceGroup === undefined) throw fail('BACKEND_PROVISION_FAILED', `no resource group for VM ${name}`, meta)
+  // The SAS URL authorizes the read; the ARM bearer token must not go to storage.
+  const blobPipeline = client.pipeline.clone()
+  blobPipeline.removePolicy({ name: rp.bearerTokenAuthenticationPolicyName })
+  const httpClient = opts.httpClient ?? rp.createDefaultHttpClient()
+  let lastProblem = 'no serial log yet'
+  for (;;) {
+    if (signal.aborted) {
+      throw fail('BACKEND_HOST_KEY_UNKNOWN', `no SSH host key block in the serial log of VM ${name} before the deadline (${lastProblem})`, meta)
+    }
+    try {
+      const diag = await client.virtualMachines.retrieveBootDiagnosticsData(resourceGroup, name, { sasUriExpirationTimeInMinutes: 10, abortSignal: signal })
+      const uri = diag.serialConsoleLogBlobUri
+      if (uri === undefined || !uri.startsWith('https://')) {
+        lastProblem = 'no https serial log URI'
+      } else {
+        const res = await blobPipeline.sendRequest(httpClient, rp.createPipelineRequest({ url: uri, method: 'GET', abortSignal: signal }))
+        if (res.status !== 200) {
+          lastProblem = `serial log answered ${res.status}`
+        } else {
+          const found = parseConsoleHostKey(res.bodyAsText ?? '')
+          if (found !== undefined) return { host, hostKey: found.hostKey, ...(isIP(host) === 6 ? { ipv6: host } : { ipv4: host }) }
+          lastProblem = 'serial log has no host key block yet'
+        }
+      }
+    } catch (err) {
+      if (isRest(err) && (err.statusCode === 401 || err.statusCode === 403)) throw err
+      if (!signal.aborted) lastProblem = describe(err)
+    }
+    log.debug(`host key of VM ${name}: ${lastProblem}`)
+    await sleep(interval, signal)
+  }
+}
+
+function validIp (value: unknown): string | undefined {
+  return typeof value === 'string' && isIP(value) !== 0 ? value : undefined
 }
 
 function fail (code: AzureBackendErrorCode, message: string, meta: Record<string, unknown>): BackendError {

@@ -78,6 +78,8 @@ describe('AzureBackend against a fake ARM over HTTPS', () => {
     arm.faults = {}
     arm.requests.length = 0
     arm.vms.clear() // each test checks its own leftovers; one failure must not cascade
+    arm.nics.clear()
+    arm.publicIps.clear()
     addressed.length = 0
     endpointFor = () => ({ host: '203.0.113.7', hostKey: hostKeyLine, ipv4: '203.0.113.7' })
   })
@@ -152,7 +154,10 @@ describe('AzureBackend against a fake ARM over HTTPS', () => {
     assert.equal(b.canSatisfy(makeGrant({ tdx: true })).ok, false)
     assert.equal(b.canSatisfy(makeGrant({ region: 'eastus' })).ok, false)
     assert.equal(b.canSatisfy(makeGrant({ cpus: 64 })).ok, false)
-    assert.equal(backend({ addressOf: undefined }).canSatisfy(makeGrant()).ok, false)
+    assert.deepEqual(backend({ addressOf: undefined }).canSatisfy(makeGrant()), { ok: true }, 'the built-in resolver serves config without a hook')
+    assert.throws(() => backend({ addressOf: undefined, address: 'elastic-ip' as any }), /address must be/)
+    assert.throws(() => backend({ addressOf: undefined, hostKeyFrom: 'imds' as any }), /hostKeyFrom must be/)
+    assert.throws(() => backend({ addressOf: 'resolver.js' as any }), /addressOf must be a function/)
     assert.throws(() => backend({ networkInterfaceIds: ['/nic/1'] }), /exactly one/)
   })
 
@@ -204,6 +209,73 @@ describe('AzureBackend against a fake ARM over HTTPS', () => {
   it('no host key from the hook: fails closed with BACKEND_HOST_KEY_UNKNOWN after deleting the VM', async () => {
     endpointFor = () => ({ host: '203.0.113.7' })
     await assertFails(backend(), makeGrant(), 'BACKEND_HOST_KEY_UNKNOWN')
+  })
+
+  /** What a config file can say (JSON round-trip: no functions), plus the fake's credential, endpoint and TLS trust. */
+  const fromConfig = (json: Record<string, unknown> = {}, extra: Partial<AzureBackendOptions> = {}): AzureBackend => {
+    const config = JSON.parse(JSON.stringify({
+      name: 'azure-config',
+      subscriptionId: SUB,
+      resourceGroup: RG,
+      locations: ['westeurope'],
+      imageReference: { publisher: 'Canonical', offer: 'ubuntu-24_04-lts', sku: 'server', version: 'latest' },
+      subnetId: SUBNET,
+      maxCpu: 16,
+      maxMemoryMiB: 65536,
+      maxDiskGiB: 256,
+      tdx: false,
+      pollIntervalMs: 25,
+      provisionTimeoutMs: 5000,
+      deleteRetryDelaysMs: [20, 40],
+      ...json
+    }))
+    return new AzureBackend({ ...config, credential, endpoint: arm.url, clientOptions: { tlsOptions: { ca: tls.caPem }, retryOptions: { maxRetries: 0 } }, log: quiet, ...extra })
+  }
+
+  it('config without addressOf: the built-in resolver finds the public IP and the host key in the serial log', async () => {
+    const b = fromConfig({ address: 'public-ip', hostKeyFrom: 'boot-diagnostics' })
+    const grant = makeGrant()
+    const name = azureVmName(grant.id)
+    const instance = await b.provision(grant, {})
+    const put = puts()[0]
+    assert.deepEqual(put.properties.diagnosticsProfile, { bootDiagnostics: { enabled: true } }, 'boot diagnostics on, managed storage')
+    const pip = [...arm.publicIps.values()][0]
+    assert.equal(instance.host, pip.properties.ipAddress)
+    assert.equal(instance.ipv4, pip.properties.ipAddress)
+    const hostKey = arm.hostKeys.get(name)
+    assert.ok(hostKey !== undefined)
+    assert.equal(instance.hostKey, hostKey)
+    assert.equal(instance.hostKeyFingerprint, hostKeyFingerprint(publicKeyBlob(hostKey)))
+    assert.equal(instance.user, 'cmesh')
+
+    const nicGets = arm.requests.filter((r) => r.method === 'GET' && /\/Microsoft\.Network\/(networkInterfaces|publicIPAddresses)\//.test(r.path))
+    assert.equal(nicGets.length, 2)
+    assert.ok(nicGets.every((r) => r.authorized && /api-version=2023-09-01/.test(r.query)))
+    assert.ok(arm.requests.some((r) => r.method === 'POST' && r.path.endsWith(`/virtualMachines/${name}/retrieveBootDiagnosticsData`) && r.authorized))
+    const logGets = arm.requests.filter((r) => r.path.endsWith('.serialconsole.log'))
+    assert.ok(logGets.length >= 2, 'polled the serial log until the key block appeared')
+    assert.ok(logGets.every((r) => !r.authorized), 'the ARM bearer token never goes to the blob')
+
+    await b.terminate(instance)
+    assert.equal(arm.vms.size, 0)
+    assert.equal(arm.nics.size, 0, 'the VM-owned NIC went with the VM')
+    assert.equal(arm.publicIps.size, 0)
+    assert.deepEqual(await b.findOrphans(), [])
+
+    const priv = fromConfig({ address: 'private-ip' })
+    const i2 = await priv.provision(makeGrant(), {})
+    assert.match(i2.host, /^10\.0\.0\.\d+$/)
+    assert.equal(i2.ipv4, i2.host)
+    await priv.terminate(i2)
+    assert.equal(arm.vms.size, 0)
+  })
+
+  it('built-in resolver: a serial log that never shows host keys fails closed with BACKEND_HOST_KEY_UNKNOWN and no VM left', async () => {
+    arm.faults.noHostKeys = true
+    const b = fromConfig({ provisionTimeoutMs: 600 })
+    await assertFails(b, makeGrant(), 'BACKEND_HOST_KEY_UNKNOWN')
+    assert.ok(arm.requests.filter((r) => r.path.endsWith('.serialconsole.log')).length >= 2, 'kept polling until the deadline')
+    assert.equal(arm.nics.size, 0)
   })
 
   it('a refused PUT: BACKEND_PROVISION_FAILED, nothing left', async () => {

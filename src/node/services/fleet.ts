@@ -38,12 +38,10 @@ const FACTORIES: Record<string, BackendFactory> = {
   'bare-metal': async (name, options, c) => new (await import('../../backends/bare-metal.js')).BareMetalBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any),
   'aws-ec2': async (name, options, c) => new (await import('../../backends/aws-ec2.js')).AwsEc2Backend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any),
   gcp: async (name, options, c) => new (await import('../../backends/gcp.js')).GcpBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any),
-  azure: async (name, options, c) => {
-    // Azure's VM API gives neither the address nor the host key a receipt needs; the backend takes a
-    // resolver function for them, which JSON config cannot carry (yet): refuse rather than never serve.
-    if (typeof options.addressOf !== 'function') throw new Error('the azure backend needs an addressOf resolver (address and host key of a VM), which config files cannot provide yet')
-    return new (await import('../../backends/azure.js')).AzureBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any)
-  }
+  // Azure's VM API gives neither the address nor the host key a receipt needs; without an addressOf
+  // function (which JSON config cannot carry) the backend's built-in resolver learns them (NIC/public
+  // IP GETs, cloud-init's host key block in the boot-diagnostics serial log), per `address`/`hostKeyFrom`.
+  azure: async (name, options, c) => new (await import('../../backends/azure.js')).AzureBackend({ ...options, name, log: c.log.forComponent(`backend:${name}`), now: c.now } as any)
 }
 
 type BackendConfig = NodeComponents['config']['backends'][number]
