@@ -20,7 +20,7 @@ import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type CanSatisfy, type Grant,
   type Instance, type ProvisionOptions
 } from './backend.js'
-import { hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
+import { generateEd25519, hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
 
 export const LOCAL_USER = 'cmesh'
 export const DEFAULT_USER_DATA_TIMEOUT_MS = 60_000
@@ -100,7 +100,7 @@ export class LocalDevBackend implements Backend {
     this.running.set(grant.id, run) // claimed before the first await: one grant is never provisioned twice
     try {
       run.workspace = await mkdtemp(join(this.workRoot, 'cmesh-local-'))
-      const hostKey = ssh2.utils.generateKeyPairSync('ed25519')
+      const hostKey = generateEd25519()
       const ssh = new ssh2.Server({ hostKeys: [hostKey.private] }, (client) => { this.serve(run, authorized, client) })
       run.net = createServer((socket) => {
         run.sockets.add(socket)

@@ -79,7 +79,10 @@ export class Requester implements Startable {
     this.flows.set(rfp.cid.toString(), flow)
     for (const old of this.flows.keys()) if (this.flows.size > MAX_FLOWS_KEPT) this.flows.delete(old)
     await this.save(flow)
-    this.run(flow).catch(async (err) => { await this.finish(flow, 'failed', { code: err instanceof CmeshError ? err.code : 'CONTRACT_FAILED', detail: errorText(err) }) })
+    this.run(flow)
+      .catch(async (err) => { await this.finish(flow, 'failed', { code: err instanceof CmeshError ? err.code : 'CONTRACT_FAILED', detail: errorText(err) }) })
+      // Recording the failure can itself fail (the node stopping, its store closed): say so, never crash.
+      .catch((err) => this.components.log.warn(`RFP ${rfp.cid.toString()}: ${errorText(err)}`))
     return rfp
   }
 
@@ -201,14 +204,24 @@ export class Requester implements Startable {
       rfp
     })
     flow.refused = choice.refused.map((r) => ({ provider: r.provider, code: r.code, detail: r.detail }))
-    for (const [provider, { ccb, connection }] of flow.bids) {
-      if (provider === choice.chosen?.ccb.value.provider) continue
-      this.deps.provider.bid.release(connection, ccb.cid, { signal: shutdown }).catch(() => {})
+    // "Not chosen" goes to the others once the accept is under way, not in front of it.
+    const releaseOthers = (): void => {
+      for (const [provider, { ccb, connection }] of flow.bids) {
+        if (provider === choice.chosen?.ccb.value.provider) continue
+        this.deps.provider.bid.release(connection, ccb.cid, { signal: shutdown }).catch(() => {})
+      }
     }
-    if (choice.chosen === undefined) return await this.finish(flow, 'no-bids', { code: 'NO_ACCEPTABLE_BID', detail: `${flow.bids.size} bids, ${flow.declines.length} declines, ${flow.refused.length} refused by policy` })
+    if (choice.chosen === undefined) {
+      releaseOthers()
+      return await this.finish(flow, 'no-bids', { code: 'NO_ACCEPTABLE_BID', detail: `${flow.bids.size} bids, ${flow.declines.length} declines, ${flow.refused.length} refused by policy` })
+    }
     flow.chosen = choice.chosen.ccb.value.provider
     flow.progress = [...(flow.stages.get(flow.chosen) ?? [])]
-    await this.accept(flow, flow.bids.get(flow.chosen) as { ccb: SignedCcb, connection: Connection })
+    try {
+      await this.accept(flow, flow.bids.get(flow.chosen) as { ccb: SignedCcb, connection: Connection })
+    } finally {
+      releaseOthers()
+    }
   }
 
   /** One provider: dial, bond at the RFP's floor, ask, verify the answer. */
