@@ -19,11 +19,9 @@ import {
   DescribeImagesCommand, DescribeInstancesCommand, EC2Client, GetConsoleOutputCommand, RunInstancesCommand,
   TerminateInstancesCommand, type EC2ClientConfig, type Instance as Ec2Instance, type RunInstancesCommandInput
 } from '@aws-sdk/client-ec2'
-import { createLogger, type Logger } from '../node/logger.js'
 import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type BackendErrorCode, type CanSatisfy,
-  type Grant, type Instance, type ProvisionOptions
-} from './backend.js'
+  type Grant, type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger } from './backend.js'
 import { hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
 import { parseConsoleHostKey, type ConsoleHostKey } from './console-host-key.js'
 
@@ -78,7 +76,7 @@ export interface AwsEc2BackendOptions {
   endpoint?: string
   /** Explicit credentials; otherwise the SDK's default provider chain. Never logged. */
   credentials?: EC2ClientConfig['credentials']
-  log?: Logger
+  log?: BackendLogger
   /** Milliseconds since the epoch (Date.now's shape); injected by tests. */
   now?: () => number
   pollIntervalMs?: number
@@ -107,7 +105,7 @@ export class AwsEc2Backend implements Backend {
   private readonly regions: Map<string, AwsEc2RegionConfig>
   private readonly clients = new Map<string, EC2Client>()
   private readonly options: AwsEc2BackendOptions
-  private readonly log: Logger
+  private readonly log: BackendLogger
   private readonly now: () => number
   private readonly pollIntervalMs: number
   private readonly provisionTimeoutMs: number
@@ -121,7 +119,7 @@ export class AwsEc2Backend implements Backend {
     this.name = options.name
     this.regions = new Map(options.regions.map((r) => [r.region, r]))
     this.caps = { regions: options.regions.map((r) => r.region), maxCpu: options.maxCpu, maxMemoryMiB: options.maxMemoryMiB, maxDiskGiB: options.maxDiskGiB, tdx: false }
-    this.log = options.log ?? createLogger('cmesh:backend:aws-ec2')
+    this.log = options.log ?? defaultBackendLogger('cmesh:backend:aws-ec2')
     this.now = options.now ?? Date.now
     this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS
     this.provisionTimeoutMs = options.provisionTimeoutMs ?? DEFAULT_PROVISION_TIMEOUT_MS

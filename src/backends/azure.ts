@@ -29,11 +29,9 @@ import type { TokenCredential } from '@azure/core-auth'
 import type { ComputeManagementClient, ComputeManagementClientOptionalParams, VirtualMachine } from '@azure/arm-compute'
 import type { HttpClient } from '@azure/core-rest-pipeline'
 import { isIP } from 'node:net'
-import { createLogger, type Logger } from '../node/logger.js'
 import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type BackendErrorCode, type CanSatisfy,
-  type Grant, type Instance, type ProvisionOptions
-} from './backend.js'
+  type Grant, type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger } from './backend.js'
 import { hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
 import { parseConsoleHostKey } from './console-host-key.js'
 
@@ -129,7 +127,7 @@ export interface AzureBackendOptions {
   endpoint?: string
   /** Passed to ComputeManagementClient (e.g. `tlsOptions: { ca }`, a custom `httpClient`, `retryOptions`). */
   clientOptions?: ComputeManagementClientOptionalParams
-  log?: Logger
+  log?: BackendLogger
   now?: () => number
   pollIntervalMs?: number
   provisionTimeoutMs?: number
@@ -158,7 +156,7 @@ export class AzureBackend implements Backend {
   private readonly opts: AzureBackendOptions
   private readonly caps: BackendCapabilities
   private readonly sizes: AzureVmSize[]
-  private readonly log: Logger
+  private readonly log: BackendLogger
   private readonly now: () => number
   private readonly pollIntervalMs: number
   private readonly provisionTimeoutMs: number
@@ -185,7 +183,7 @@ export class AzureBackend implements Backend {
     this.name = options.name
     this.sizes = options.vmSizes ?? DEFAULT_AZURE_VM_SIZES
     this.caps = { regions: [...options.locations], maxCpu: options.maxCpu, maxMemoryMiB: options.maxMemoryMiB, maxDiskGiB: options.maxDiskGiB, tdx: options.tdx }
-    this.log = options.log ?? createLogger('cmesh:backend:azure')
+    this.log = options.log ?? defaultBackendLogger('cmesh:backend:azure')
     this.now = options.now ?? Date.now
     this.pollIntervalMs = options.pollIntervalMs ?? 5000
     this.provisionTimeoutMs = options.provisionTimeoutMs ?? 15 * 60_000
@@ -502,7 +500,7 @@ export interface DefaultAddressOptions {
   /** Default: parsed from the VM's id. */
   resourceGroup?: string
   pollIntervalMs?: number
-  log?: Logger
+  log?: BackendLogger
   /** The HttpClient the ARM client uses, if a custom one was given (the serial log goes through it too). */
   httpClient?: HttpClient
 }
@@ -517,7 +515,7 @@ export async function defaultAddressOf (vm: VirtualMachine, { grant, signal, cli
   // @azure/arm-compute's own dependency (same copy the client's pipeline comes from).
   const rp = await import('@azure/core-rest-pipeline')
   const interval = opts.pollIntervalMs ?? 5000
-  const log = opts.log ?? createLogger('cmesh:backend:azure')
+  const log = opts.log ?? defaultBackendLogger('cmesh:backend:azure')
   const name = vm.name ?? ''
   const meta = { grantId: grant.id }
 

@@ -97,3 +97,20 @@ export function checkCapabilities (caps: BackendCapabilities, grant: Grant, nowU
   if (!(grant.validToUnixSecs > nowUnixSecs)) return { ok: false, reason: 'grant already expired' }
   return { ok: true }
 }
+
+/** What a backend logs through: the node hands down its own per-component logger (src/node/logger.ts). */
+export interface BackendLogger {
+  error: (msg: string) => void
+  warn: (msg: string) => void
+  info: (msg: string) => void
+  debug: (msg: string) => void
+}
+
+/**
+ * A backend built without the node's logger (a test, a script) still says what matters: warnings
+ * and errors go to stderr, the rest is dropped. Backends sit below the node and never import it.
+ */
+export function defaultBackendLogger (component: string): BackendLogger {
+  const emit = (level: string) => (msg: string): void => { process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${component}: ${msg}\n`) }
+  return { error: emit('error'), warn: emit('warn'), info: () => {}, debug: () => {} }
+}

@@ -17,11 +17,9 @@ import { readFileSync } from 'node:fs'
 import { isIPv4, isIPv6 } from 'node:net'
 import ssh2 from 'ssh2'
 import type { Client, ClientChannel } from 'ssh2'
-import { createLogger, type Logger } from '../node/logger.js'
 import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type BackendErrorCode, type CanSatisfy,
-  type Grant, type Instance, type ProvisionOptions
-} from './backend.js'
+  type Grant, type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger } from './backend.js'
 import { hostKeyFingerprint, parsePublicKey } from './ssh-keys.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000
@@ -62,7 +60,7 @@ export interface BareMetalHost {
 export interface BareMetalBackendOptions {
   name: string
   hosts: BareMetalHost[]
-  log?: Logger
+  log?: BackendLogger
   /** Milliseconds since the epoch (Date.now's shape); injected by tests. */
   now?: () => number
   /** TCP connect + SSH handshake (default 20 s). */
@@ -235,7 +233,7 @@ export class BareMetalBackend implements Backend {
   readonly kind = 'bare-metal'
   readonly name: string
   private readonly hosts: HostState[]
-  private readonly log: Logger
+  private readonly log: BackendLogger
   private readonly now: () => number
   private readonly connectTimeoutMs: number
   private readonly userDataTimeoutMs: number
@@ -244,7 +242,7 @@ export class BareMetalBackend implements Backend {
 
   constructor (options: BareMetalBackendOptions) {
     this.name = options.name
-    this.log = options.log ?? createLogger(`cmesh:backend:bare-metal:${options.name}`)
+    this.log = options.log ?? defaultBackendLogger(`cmesh:backend:bare-metal:${options.name}`)
     this.now = options.now ?? Date.now
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     this.userDataTimeoutMs = options.userDataTimeoutMs ?? DEFAULT_USER_DATA_TIMEOUT_MS

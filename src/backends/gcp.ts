@@ -19,11 +19,9 @@ import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import compute from '@google-cloud/compute'
 import type { protos } from '@google-cloud/compute'
-import { createLogger, type Logger } from '../node/logger.js'
 import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type CanSatisfy,
-  type Grant, type Instance, type ProvisionOptions
-} from './backend.js'
+  type Grant, type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger } from './backend.js'
 import { hostKeyFingerprint, parsePublicKey } from './ssh-keys.js'
 
 type IInstance = protos.google.cloud.compute.v1.IInstance
@@ -80,7 +78,7 @@ export interface GcpBackendOptions {
   /** Have GCE delete the VM at valid-to (`scheduling.terminationTime`); default true. */
   hostEnforcedExpiry?: boolean
   clientOptions?: GcpClientOptions
-  log?: Logger
+  log?: BackendLogger
   /** Milliseconds since the epoch (Date.now's shape); injected by tests. */
   now?: () => number
   /** Pause between polls of operations and guest attributes (default 2000 ms). */
@@ -154,7 +152,7 @@ export class GcpBackend implements Backend {
   private readonly diskType: string
   private readonly userDataKey: 'user-data' | 'startup-script'
   private readonly hostEnforcedExpiry: boolean
-  private readonly log: Logger
+  private readonly log: BackendLogger
   private readonly now: () => number
   private readonly pollIntervalMs: number
   private readonly provisionTimeoutMs: number
@@ -189,7 +187,7 @@ export class GcpBackend implements Backend {
     this.diskType = options.diskType ?? 'pd-balanced'
     this.userDataKey = options.userDataKey ?? 'user-data'
     this.hostEnforcedExpiry = options.hostEnforcedExpiry ?? true
-    this.log = options.log ?? createLogger('cmesh:backend:gcp')
+    this.log = options.log ?? defaultBackendLogger('cmesh:backend:gcp')
     this.now = options.now ?? Date.now
     this.pollIntervalMs = options.pollIntervalMs ?? 2000
     this.provisionTimeoutMs = options.provisionTimeoutMs ?? 10 * 60_000

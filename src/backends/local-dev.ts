@@ -15,11 +15,9 @@ import { join } from 'node:path'
 import { timingSafeEqual } from 'node:crypto'
 import ssh2 from 'ssh2'
 import type { Connection, ParsedKey, PublicKeyAuthContext, ServerChannel } from 'ssh2'
-import { createLogger, type Logger } from '../node/logger.js'
 import {
   BackendError, checkCapabilities, type Backend, type BackendCapabilities, type CanSatisfy, type Grant,
-  type Instance, type ProvisionOptions
-} from './backend.js'
+  type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger } from './backend.js'
 import { generateEd25519, hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
 
 export const LOCAL_USER = 'cmesh'
@@ -31,7 +29,7 @@ export interface LocalDevBackendOptions {
   name?: string
   capabilities?: Partial<BackendCapabilities>
   userDataTimeoutMs?: number
-  log?: Logger
+  log?: BackendLogger
   /** Milliseconds since the epoch (Date.now's shape); injected by tests. */
   now?: () => number
   /** Where workspaces are created (default: the OS temp dir). */
@@ -58,7 +56,7 @@ export class LocalDevBackend implements Backend {
   readonly name: string
   private readonly caps: BackendCapabilities
   private readonly userDataTimeoutMs: number
-  private readonly log: Logger
+  private readonly log: BackendLogger
   private readonly now: () => number
   private readonly workRoot: string
   private readonly running = new Map<string, Running>()
@@ -68,7 +66,7 @@ export class LocalDevBackend implements Backend {
     const defaults = { regions: ['local'], maxCpu: availableParallelism(), maxMemoryMiB: Math.floor(totalmem() / 2 ** 20), maxDiskGiB: 10, tdx: false }
     this.caps = { ...defaults, ...options.capabilities }
     this.userDataTimeoutMs = options.userDataTimeoutMs ?? DEFAULT_USER_DATA_TIMEOUT_MS
-    this.log = options.log ?? createLogger('cmesh:backend:local-dev')
+    this.log = options.log ?? defaultBackendLogger('cmesh:backend:local-dev')
     this.now = options.now ?? Date.now
     this.workRoot = options.workRoot ?? tmpdir()
     this.log.warn(`DEV-ONLY backend "${this.name}": runs requesters' user_data and SSH sessions as this node's own user, unsandboxed`)
