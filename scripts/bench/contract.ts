@@ -38,8 +38,9 @@
  * and by function). Sampling signals make fork() restart, so spawn is over-counted in a profile.
  */
 import '../../src/node/polyfills.js'
+import { WorkerProcess } from './worker-rpc.js'
 import { writeFile } from 'node:fs/promises'
-import { execFileSync, fork, type ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
@@ -113,23 +114,9 @@ interface Round {
   rssMiB: number
 }
 
-class Worker {
-  readonly child: ChildProcess
-  private readonly waiters: Array<{ t: string, resolve: (m: any) => void }> = []
-
+class Worker extends WorkerProcess {
   constructor () {
-    this.child = fork(workerPath, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, CMESH_BENCH_CONTRACT_WORKER: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.child.on('message', (m: any) => {
-      if (m.t === 'error') console.error('worker error:', m.message)
-      const i = this.waiters.findIndex((w) => w.t === m.t)
-      if (i >= 0) this.waiters.splice(i, 1)[0]?.resolve(m)
-    })
-  }
-
-  async request (msg: any, reply: string): Promise<any> {
-    const p = new Promise((resolve) => this.waiters.push({ t: reply, resolve }))
-    if (msg !== null) this.child.send(msg)
-    return await p
+    super(workerPath, { env: { ...process.env, CMESH_BENCH_CONTRACT_WORKER: '1' } })
   }
 }
 

@@ -7,7 +7,7 @@
  *   node --import tsx scripts/bench/propagation.ts [--sizes 10,30,60,100] [--publishes 30]
  *        [--max-procs 30] [--sync 1000,10000] [--converge-timeout 600]
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { WorkerProcess } from './worker-rpc.js'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
@@ -21,25 +21,11 @@ const convergeTimeoutSecs = Number(args.get('converge-timeout') ?? 600)
 const syncSizes = (args.get('sync') ?? '1000,10000').split(',').map(Number).filter((n) => n > 0)
 const workerPath = fileURLToPath(new URL('./propagation-worker.ts', import.meta.url))
 
-class Worker {
-  readonly child: ChildProcess
-  private readonly waiters: Array<{ t: string, resolve: (m: any) => void }> = []
+class Worker extends WorkerProcess {
   onRecv: (m: { node: number, cid: string, at: number }) => void = () => {}
 
   constructor () {
-    this.child = fork(workerPath, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.child.on('message', (m: any) => {
-      if (m.t === 'recv') return this.onRecv(m)
-      if (m.t === 'error') console.error('worker error:', m.message)
-      const i = this.waiters.findIndex((w) => w.t === m.t)
-      if (i >= 0) this.waiters.splice(i, 1)[0]?.resolve(m)
-    })
-  }
-
-  async request (msg: any, reply: string): Promise<any> {
-    const p = new Promise((resolve) => this.waiters.push({ t: reply, resolve }))
-    if (msg !== null) this.child.send(msg)
-    return await p
+    super(workerPath, { onMessage: (m) => { if (m.t !== 'recv') return false; this.onRecv(m); return true } })
   }
 }
 
