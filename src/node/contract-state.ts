@@ -10,7 +10,12 @@ import { decodeCanonical, encodeCanonical } from '../market/cbor.js'
 import { bytes, did, unixSecs } from '../market/schema.js'
 import type { Did } from '../market/identity.js'
 
-export const CONTRACT_STATES = ['collecting', 'choosing', 'accepted', 'provisioning', 'ready', 'failed', 'no-bids', 'interrupted', 'ended'] as const
+/**
+ * `awaiting-payment`: accepted, the provider waits for the x402 payment; `paid`: settled on chain,
+ * not yet provisioning. `unresponsive`: the requester's view of a ready contract whose provider
+ * stopped sending heartbeats. `ended`: terminated (the termination record says why).
+ */
+export const CONTRACT_STATES = ['collecting', 'choosing', 'accepted', 'awaiting-payment', 'paid', 'provisioning', 'ready', 'unresponsive', 'failed', 'no-bids', 'interrupted', 'ended'] as const
 export type ContractState = typeof CONTRACT_STATES[number]
 export type ContractRole = 'requester' | 'provider'
 
@@ -32,7 +37,24 @@ export interface StoredContract {
   validToUnixSecs?: number
   progress: string[]
   error?: { code: string, detail: string }
+  /** The settled x402 payment (issue 11): chain tx hash, payer address, CAIP-2 network, amount in the asset's units. */
+  payment?: StoredPayment
+  /** The requester's signed CCBAP recording that payment. */
+  ccbap?: Uint8Array
+  /** Lifecycle (contract-lifecycle / contract-watch services): the last signed heartbeat, the termination record. */
+  heartbeat?: Uint8Array
+  lastHeartbeatUnixSecs?: number
+  termination?: Uint8Array
+  /** Provider: the instance's start, for uptime in usage records. */
+  startedAtUnixSecs?: number
   updatedAtUnixSecs: number
+}
+
+export interface StoredPayment {
+  txid: string
+  payer: string
+  network: string
+  amount: string
 }
 
 const schema = z.strictObject({
@@ -51,6 +73,12 @@ const schema = z.strictObject({
   validToUnixSecs: unixSecs.optional(),
   progress: z.array(z.string().max(64)).max(64),
   error: z.strictObject({ code: z.string(), detail: z.string() }).optional(),
+  payment: z.strictObject({ txid: z.string().max(80), payer: z.string().max(64), network: z.string().max(64), amount: z.string().max(80) }).optional(),
+  ccbap: bytes().optional(),
+  heartbeat: bytes().optional(),
+  lastHeartbeatUnixSecs: unixSecs.optional(),
+  termination: bytes().optional(),
+  startedAtUnixSecs: unixSecs.optional(),
   updatedAtUnixSecs: unixSecs
 })
 

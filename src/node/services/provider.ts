@@ -289,8 +289,10 @@ export class ProviderService implements Startable {
       await this.fleet.terminate(id).catch(() => {})
       return await fail(err instanceof CmeshError ? err.code : 'RECEIPT_FAILED', (err as Error).message)
     }
-    await this.save({ ...base, state: 'ready', ccr: ccr.bytes, receipt })
+    await this.save({ ...base, state: 'ready', ccr: ccr.bytes, receipt, startedAtUnixSecs: nowSecs(this.components) })
     metrics.contracts.inc({ role: 'provider', state: 'ready' })
+    // The lifecycle service takes it from here (heartbeats, usage, termination).
+    this.components.events.publish('contract', { id, role: 'provider', state: 'ready', requester: bid.requester })
     metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'ready' }, (performance.now() - started) / 1000)
     log.info(`grant ${id} ready for ${bid.requester} on ${terms.backend} (${toHex(ccr.digest).slice(0, 16)}…)`)
     return { ccr: ccr.bytes, receipt }
