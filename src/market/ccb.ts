@@ -14,6 +14,7 @@ import { RecordError } from './errors.js'
 import { bytes, did, token, uint, unixSecs, z } from './schema.js'
 import { CCRFP_NSID, MAX_CPUS, MAX_DURATION_SECS, MIN_DURATION_SECS } from './ccrfp.js'
 import { strongRef, strongRefToWire } from './strong-ref.js'
+import { isAssetId } from './payment.js'
 
 export const CCB_NSID = 'com.publicdomainrelay.temp.ccb'
 export const MAX_CCB_BYTES = 4 * 1024
@@ -32,10 +33,17 @@ export const MAX_CCB_COST = (1n << 64n) - 1n
 export const CCB_CURRENCIES = ['wei'] as const
 export const CCB_FREQUENCIES = ['one-time'] as const
 
+/**
+ * `wei`: an unsettled market (no chain configured; nothing is paid). A CAIP-19 asset id
+ * (`eip155:<chainId>/erc20:<token>`): the cost is in that token's atomic units, paid with x402 at
+ * `x402.base_url` before the machine is provisioned (`prepay`).
+ */
+export type CcbCurrency = typeof CCB_CURRENCIES[number] | string
+
 export interface CcbBid {
   /** Whole-contract price; a CBOR integer on the wire (not a string: the lexicon says number). */
   cost: bigint
-  currency: typeof CCB_CURRENCIES[number]
+  currency: CcbCurrency
   frequency: typeof CCB_FREQUENCIES[number]
   prepay: boolean
   x402: { base_url: string }
@@ -64,6 +72,8 @@ export interface CcbTerms {
   durationSecs: number
   /** X25519 public key the requester seals user_data to (HPKE). */
   sealKey: Uint8Array
+  /** How often the provider sends a signed heartbeat while the contract runs. */
+  heartbeatSecs?: number
 }
 
 export interface Ccb {
@@ -87,7 +97,7 @@ const ccbSchema = z.strictObject({
   embed: strongRef(CCRFP_NSID),
   bid: z.strictObject({
     cost: costInteger,
-    currency: z.enum(CCB_CURRENCIES),
+    currency: z.union([z.enum(CCB_CURRENCIES), z.string().max(128).refine(isAssetId, { message: 'expected wei or a CAIP-19 eip155 erc20 asset id' })]),
     frequency: z.enum(CCB_FREQUENCIES),
     prepay: z.boolean(),
     x402: z.strictObject({ base_url: wireString })
@@ -111,7 +121,8 @@ const ccbSchema = z.strictObject({
     memMiB: uint.min(1),
     diskGiB: uint.min(1),
     durationSecs: uint.min(MIN_DURATION_SECS).max(MAX_DURATION_SECS),
-    sealKey: bytes(32)
+    sealKey: bytes(32),
+    heartbeatSecs: uint.min(1).max(3600).optional()
   })
 }) satisfies z.ZodType<Ccb, any>
 
@@ -153,7 +164,8 @@ export const CcbType: RecordType<Ccb> = {
       memMiB: c.cmesh.memMiB,
       diskGiB: c.cmesh.diskGiB,
       durationSecs: c.cmesh.durationSecs,
-      sealKey: c.cmesh.sealKey
+      sealKey: c.cmesh.sealKey,
+      ...(c.cmesh.heartbeatSecs !== undefined ? { heartbeatSecs: c.cmesh.heartbeatSecs } : {})
     }
   }),
   author: (c) => c.provider,
@@ -161,6 +173,12 @@ export const CcbType: RecordType<Ccb> = {
   check: (c) => {
     if (c.cmesh.expiresAtUnixSecs <= c.createdAtUnixSecs) semantic('expires before it is made')
     if (c.cmesh.expiresAtUnixSecs - c.createdAtUnixSecs > MAX_CCB_TTL_SECS) semantic(`lives longer than ${MAX_CCB_TTL_SECS} s`)
+    // Paid in a token: there must be somewhere to pay, before anything is provisioned. Unsettled: nowhere.
+    if (c.bid.currency === 'wei' && c.bid.x402.base_url !== '') semantic('a wei bid is unsettled and names no x402 endpoint')
+    if (isAssetId(c.bid.currency)) {
+      if (!/^https?:\/\/[^\s]+$/.test(c.bid.x402.base_url)) semantic('a paid bid needs an http(s) x402.base_url')
+      if (!c.bid.prepay) semantic('a paid bid is prepaid (per-period payment is not supported yet)')
+    }
   }
 }
 

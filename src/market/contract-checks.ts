@@ -11,7 +11,11 @@ import { ContractError } from './contract-error.js'
 import { meets } from './ladder.js'
 import { requestedResources, type Ccrfp, type SignedCcrfp } from './ccrfp.js'
 import type { Ccb, SignedCcb } from './ccb.js'
-import type { SignedCcba } from './ccba.js'
+import { CcbaType, type SignedCcba } from './ccba.js'
+import type { SignedCcbap } from './ccbap.js'
+import { encodeCanonical } from './cbor.js'
+import { bytesEqual } from './bytes.js'
+import { isAssetId, parseAssetId } from './payment.js'
 import type { SignedCcr } from './ccr.js'
 import type { SignedDecline } from './decline.js'
 import { refersTo } from './strong-ref.js'
@@ -89,4 +93,37 @@ export function checkCcr (ccr: SignedCcr, ccba: SignedCcba, ccb: SignedCcb, rfp:
 /** A decline names this RFP. */
 export function checkDecline (decline: SignedDecline, rfp: SignedCcrfp): void {
   expectRef(decline.value.rfp, rfp, 'decline.rfp')
+}
+
+function paymentMismatch (message: string, meta: Record<string, unknown> = {}): never {
+  throw new ContractError('CONTRACT_PAYMENT_MISMATCH', message, meta)
+}
+
+/** Whether the bid is settled in a token (x402) rather than unsettled `wei`. */
+export function isPaidBid (ccb: SignedCcb): boolean {
+  return isAssetId(ccb.value.bid.currency)
+}
+
+/**
+ * A paid accept: `paid` is the first accept `unpaid` (the x402 resource that was paid) with only
+ * `payment` added — the same at:// address, as an atproto record update — and `payment` names
+ * `ccbap`, the requester's record of paying exactly the bid's cost for `unpaid` on the bid's
+ * network. Whether the txid is real is for the chain to say, not this function.
+ */
+export function checkPaidAccept (paid: SignedCcba, unpaid: SignedCcba, ccbap: SignedCcbap, ccb: SignedCcb): void {
+  if (unpaid.value.payment !== undefined) paymentMismatch('the accept that was paid for already names a payment')
+  if (paid.value.payment === undefined) paymentMismatch('the paid accept names no payment')
+  expectRef(paid.value.payment, ccbap, 'ccba.payment')
+  if (paid.uri !== unpaid.uri) paymentMismatch(`the paid accept is ${paid.uri}, not an update of ${unpaid.uri}`)
+  const { payment: _, ...rest } = paid.value
+  if (!bytesEqual(encodeCanonical(CcbaType.toFields(rest)), encodeCanonical(CcbaType.toFields(unpaid.value)))) {
+    paymentMismatch('the paid accept differs from the accept that was paid for in more than its payment')
+  }
+  expectRef(ccbap.value.embed, ccb, 'ccbap.embed')
+  expectRef(ccbap.value.cmesh.ccba, unpaid, 'ccbap.cmesh.ccba')
+  if (ccbap.author !== unpaid.author) throw new ContractError('CONTRACT_WRONG_AUTHOR', 'ccbap is not signed by the accept\'s requester', { author: ccbap.author, expected: unpaid.author })
+  const asset = parseAssetId(ccb.value.bid.currency)
+  if (asset === undefined) paymentMismatch('the bid is unsettled (wei): there is nothing to pay')
+  if (ccbap.value.cmesh.network !== asset.network) paymentMismatch(`paid on ${ccbap.value.cmesh.network}, the bid settles on ${asset.network}`)
+  if (ccbap.value.cmesh.amount !== ccb.value.bid.cost.toString()) paymentMismatch(`paid ${ccbap.value.cmesh.amount}, the bid costs ${ccb.value.bid.cost.toString()}`)
 }

@@ -15,7 +15,9 @@ export const CONTRACT_ERROR_CODES = [
   /** The bid's terms do not answer the RFP (resources, duration, region, level). */
   'CONTRACT_TERMS_MISMATCH',
   /** A caller passed something the market functions cannot work with (bad resources, bad ledger JSON, bad policy). */
-  'CONTRACT_BAD_ARGUMENT'
+  'CONTRACT_BAD_ARGUMENT',
+  /** A paid accept does not match its payment: the CCBA changed beyond `payment`, or the CCBAP names another bid, accept or amount. */
+  'CONTRACT_PAYMENT_MISMATCH'
 ] as const
 
 export type ContractErrorCode = typeof CONTRACT_ERROR_CODES[number]

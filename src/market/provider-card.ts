@@ -9,6 +9,7 @@ import { RecordError } from './errors.js'
 import { ATTESTATION_LEVELS, meets, type AttestationLevel } from './ladder.js'
 import type { Did } from './identity.js'
 import type { RecordType, SignedRecord } from './record.js'
+import { paymentTermsSchema, type PaymentTerms } from './payment.js'
 import { bytes, cid, did, token, uint, unixSecs, wei, weiToString, z } from './schema.js'
 
 export const PROVIDER_CARD_NSID = 'org.computemesh.provider.card'
@@ -76,6 +77,8 @@ export interface ProviderCard {
   listenAddrs: string[]
   successor?: Did
   buildRecipe?: BuildRecipe
+  /** How bids are paid: x402 on this network, in this token, to this address. Absent: unsettled (wei). */
+  payment?: PaymentTerms
 }
 
 const backendSchema = z.strictObject({
@@ -111,7 +114,8 @@ const cardSchema = z.strictObject({
   evidence: z.strictObject({ quote: cid, collateral: cid }).optional(),
   listenAddrs: z.array(z.string().min(1).max(256)).max(16),
   successor: did.optional(),
-  buildRecipe: z.strictObject({ source: z.string().min(1).max(512), command: z.string().min(1).max(1024), manifest: z.string().min(1).max(256) }).optional()
+  buildRecipe: z.strictObject({ source: z.string().min(1).max(512), command: z.string().min(1).max(1024), manifest: z.string().min(1).max(256) }).optional(),
+  payment: paymentTermsSchema.optional()
 }) satisfies z.ZodType<ProviderCard, any>
 
 function ratesToWire (rates: Rate[]): Array<Record<string, unknown>> {
@@ -155,7 +159,8 @@ export const ProviderCardType: RecordType<ProviderCard> = {
     ...(c.evidence !== undefined ? { evidence: { quote: c.evidence.quote, collateral: c.evidence.collateral } } : {}),
     listenAddrs: c.listenAddrs,
     ...(c.successor !== undefined ? { successor: c.successor } : {}),
-    ...(c.buildRecipe !== undefined ? { buildRecipe: { ...c.buildRecipe } } : {})
+    ...(c.buildRecipe !== undefined ? { buildRecipe: { ...c.buildRecipe } } : {}),
+    ...(c.payment !== undefined ? { payment: { network: c.payment.network, asset: c.payment.asset, payTo: c.payment.payTo } } : {})
   }),
   author: (c) => c.providerId,
   time: (c) => c.committedAtUnixSecs,

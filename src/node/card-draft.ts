@@ -55,7 +55,9 @@ export const cardDraftSchema = z.strictObject({
   evidence: z.strictObject({ quote: cidText, collateral: cidText }).optional(),
   listenAddrs: z.array(z.string()).default([]),
   successor: z.string().refine(isDid, 'expected an Ed25519 did:key').optional(),
-  buildRecipe: z.strictObject({ source: z.string().min(1), command: z.string().min(1), manifest: z.string().min(1) }).optional()
+  buildRecipe: z.strictObject({ source: z.string().min(1), command: z.string().min(1), manifest: z.string().min(1) }).optional(),
+  /** Set by the node from its payment config (network, token, its EVM address). */
+  payment: z.strictObject({ network: z.string(), asset: z.string(), payTo: z.string() }).optional()
 })
 
 export type CardDraft = z.input<typeof cardDraftSchema>
@@ -86,6 +88,7 @@ export function cardFromDraft (json: unknown, identity: Identity, nowSecs: numbe
     ...(d.evidence !== undefined ? { evidence: d.evidence } : {}),
     listenAddrs: d.listenAddrs,
     ...(d.successor !== undefined ? { successor: d.successor as Did } : {}),
-    ...(d.buildRecipe !== undefined ? { buildRecipe: d.buildRecipe } : {})
+    ...(d.buildRecipe !== undefined ? { buildRecipe: d.buildRecipe } : {}),
+    ...(d.payment !== undefined ? { payment: { network: d.payment.network, asset: d.payment.asset.toLowerCase(), payTo: d.payment.payTo.toLowerCase() } } : {})
   }
 }

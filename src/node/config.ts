@@ -27,7 +27,7 @@ export const DEFAULT_CARD_DRAFT: CardDraft = {
 
 const DAY_SECS = 86_400
 /** Card draft fields a running node fills in itself (times, addresses, its own evidence). */
-const NODE_SET_CARD_FIELDS = ['committedAtUnixSecs', 'expiresAtUnixSecs', 'ttlSecs', 'listenAddrs', 'evidence'] as const
+const NODE_SET_CARD_FIELDS = ['committedAtUnixSecs', 'expiresAtUnixSecs', 'ttlSecs', 'listenAddrs', 'evidence', 'payment'] as const
 
 function addr (options: { peer?: boolean } = {}) {
   return z.string().superRefine((text, ctx) => {
@@ -82,6 +82,33 @@ const configSchema = z.strictObject({
     /** How many eligible providers an RFP is sent to (the cheapest by verified level and fee). */
     maxProviders: z.number().int().min(1).max(100).default(20)
   }).default({ mode: 'open', depth: 2, maxProviders: 20 }),
+  /**
+   * Payments (x402 on an EVM chain with an EIP-3009 token). Absent: this node neither asks for
+   * payment nor pays, and bids in plain `wei` with no settlement. Nothing defaults to a public chain.
+   */
+  payment: z.strictObject({
+    chainId: z.number().int().min(1).max(2 ** 53 - 1),
+    rpcUrl: z.string().url().refine((u) => /^https?:\/\//.test(u), { message: 'an http(s) JSON-RPC URL' }),
+    /** The EIP-3009 token bids are priced and settled in (atomic units). */
+    asset: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+    /** The token's EIP-712 domain name and version (what `name()` and `version()` return). */
+    assetName: z.string().min(1).max(64),
+    assetVersion: z.string().min(1).max(16).default('1'),
+    /** Provider: how long an accepted bid waits for its payment to settle. */
+    windowSecs: z.number().int().min(10).max(3600).default(120),
+    /** Requester: the most it pays in one payment, atomic units (the bid's cost is checked against the RFP's cap too). */
+    maxPerPayment: weiString.optional()
+  }).optional(),
+  /**
+   * The node's public HTTP server: the x402 payment endpoint and the workload identity issuer live
+   * here (the local API stays on loopback, token-guarded). `publicUrl` is what bids and workloads
+   * are told; by default the listening address.
+   */
+  http: z.strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(0),
+    publicUrl: z.string().url().optional()
+  }).default({ host: '127.0.0.1', port: 0 }),
   attest: z.strictObject({
     /** Where this node's quotes come from: TDX hardware, the TEST-ONLY simulator, or nowhere (Software only). */
     provider: z.enum(['simulated', 'configfs-tsm', 'none']).default('simulated'),
@@ -94,7 +121,14 @@ const configSchema = z.strictObject({
     /** Collateral JSON for this TD's own quotes (configfs-tsm; the operator fetches it from a PCCS). */
     collateralFile: z.string().optional(),
     allowSwHardeningNeeded: z.boolean().default(false)
-  }).default({ provider: 'simulated', require: 'Software', production: false, allowSwHardeningNeeded: false })
+  }).default({ provider: 'simulated', require: 'Software', production: false, allowSwHardeningNeeded: false }),
+  /** A contract after its receipt (contract-lifecycle / contract-watch services). */
+  lifecycle: z.strictObject({
+    /** Provider: how often it sends each live contract's requester a signed heartbeat (a bid's `heartbeatSecs`, when it names one, wins). */
+    heartbeatSecs: z.number().int().min(1).max(3600).default(30),
+    /** Requester: a ready contract whose heartbeats stop for this many periods is `unresponsive`. */
+    unresponsiveAfterPeriods: z.number().int().min(2).max(100).default(3)
+  }).default({ heartbeatSecs: 30, unresponsiveAfterPeriods: 3 })
 })
 
 export type NodeConfig = z.output<typeof configSchema> & { card?: CardDraft }

@@ -21,6 +21,7 @@ export type NodeErrorCode =
   | 'LISTEN_FAILED'
   | 'API_START_FAILED'
   | 'START_FAILED'
+  | 'HTTP_START_FAILED'
 
 /** Errors of the node layer (files, config, CLI input); the CLI prints `code: message`. */
 export class NodeError extends CmeshError<NodeErrorCode> {}

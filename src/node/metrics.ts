@@ -30,8 +30,13 @@ export interface NodeMetrics {
   bidsReceived: Counter<'outcome'>
   declines: Counter<'side' | 'code'>
   contracts: Counter<'role' | 'state'>
+  payments: Counter<'role' | 'outcome'>
   provisionDuration: Histogram<'backend' | 'outcome'>
   backendInstances: Gauge<'backend'>
+  heartbeats: Counter<'direction' | 'outcome'>
+  terminations: Counter<'reason' | 'by'>
+  contractsUnresponsive: Gauge
+  usageCpuSeconds: Counter<'backend'>
 }
 
 export function createNodeMetrics (): NodeMetrics {
@@ -58,7 +63,12 @@ export function createNodeMetrics (): NodeMetrics {
     bidsReceived: new Counter({ name: 'cmesh_bids_received_total', help: 'Requester: answers collected per provider dialled (bid, decline, or the failure code)', labelNames: ['outcome'], registers }),
     declines: new Counter({ name: 'cmesh_declines_total', help: 'Declines by reason code, sent (provider) and received (requester)', labelNames: ['side', 'code'], registers }),
     contracts: new Counter({ name: 'cmesh_contracts_total', help: 'Contract state transitions by role', labelNames: ['role', 'state'], registers }),
+    payments: new Counter({ name: 'cmesh_payments_total', help: 'x402 payments by role (provider settles, requester pays) and outcome', labelNames: ['role', 'outcome'], registers }),
     backendInstances: new Gauge({ name: 'cmesh_backend_instances', help: 'Live instances per backend (grants provisioned and not ended)', labelNames: ['backend'], registers }),
-    provisionDuration: new Histogram({ name: 'cmesh_provision_duration_seconds', help: 'Provisioning time per grant, by backend and outcome', labelNames: ['backend', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers })
+    provisionDuration: new Histogram({ name: 'cmesh_provision_duration_seconds', help: 'Provisioning time per grant, by backend and outcome', labelNames: ['backend', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers }),
+    heartbeats: new Counter({ name: 'cmesh_heartbeats_total', help: 'Contract heartbeats sent (provider) and received (requester), by outcome (ok or the refusal or failure code)', labelNames: ['direction', 'outcome'], registers }),
+    terminations: new Counter({ name: 'cmesh_contract_terminations_total', help: 'Contracts ended, by termination reason and the role of the party that asked (provider or requester)', labelNames: ['reason', 'by'], registers }),
+    contractsUnresponsive: new Gauge({ name: 'cmesh_contracts_unresponsive', help: 'Requester: ready contracts whose provider stopped sending heartbeats', registers }),
+    usageCpuSeconds: new Counter({ name: 'cmesh_contract_usage_cpu_seconds_total', help: 'Provider: CPU seconds its contracts\' machines used, as the backends measure it', labelNames: ['backend'], registers })
   }
 }

@@ -6,6 +6,8 @@
  *   { rfp: bytes }          → { ccb: bytes } | { decline: bytes }              (a bid or a reasoned no)
  *   { accept: bytes }       → { progress: {stage, at} }* then
  *                             { ccr: bytes, receipt: {enc, ct} } | { failed: {code, detail} }
+ *                             | { payment: {url, deadlineUnixSecs} }       (a paid bid: pay at url first)
+ *   { paid: {ccba, ccbap} } → as accept, without `payment`: the accept updated to name its payment
  *   { release: {ccb: CID} } → { ok: true }                                       ("not chosen")
  *   any, without a bond     → { refused: {code: "BID_NOT_BONDED", detail} }
  *   a request the provider cannot read (a bad record) → { refused: {code, detail} }, or { failed } for accept
@@ -30,6 +32,7 @@ export const BID_PROVISION_TIMEOUT_MS = 15 * 60_000
 /** The longest a provider may stay silent while provisioning. */
 export const BID_PROGRESS_IDLE_MS = 120_000
 export const BID_STAGE_MAX_CHARS = 64
+export const BID_PAYMENT_URL_MAX_CHARS = 1024
 
 export type BidErrorCode = 'BID_NOT_BONDED' | 'BID_REFUSED' | 'BID_PROTOCOL' | 'BID_TIMEOUT' | 'BID_FAILED' | 'BID_UNREACHABLE'
 export class BidError extends CmeshError<BidErrorCode, { code?: string }> {}
@@ -39,6 +42,7 @@ const reason = z.strictObject({ code: z.string().min(1).max(64), detail: z.strin
 const requestMsg = z.union([
   z.strictObject({ rfp: record }),
   z.strictObject({ accept: record }),
+  z.strictObject({ paid: z.strictObject({ ccba: record, ccbap: record }) }),
   z.strictObject({ release: z.strictObject({ ccb: z.custom<CID>((v) => CID.asCID(v) !== null) }) })
 ])
 const answerMsg = z.union([
@@ -50,7 +54,8 @@ const provisionMsg = z.union([
   z.strictObject({ progress: z.strictObject({ stage: z.string().min(1).max(BID_STAGE_MAX_CHARS), at: z.number().int().nonnegative() }) }),
   z.strictObject({ ccr: record, receipt: z.strictObject({ enc: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32), ct: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= 16 * 1024) }) }),
   z.strictObject({ failed: reason }),
-  z.strictObject({ refused: reason })
+  z.strictObject({ refused: reason }),
+  z.strictObject({ payment: z.strictObject({ url: z.string().min(1).max(BID_PAYMENT_URL_MAX_CHARS), deadlineUnixSecs: z.number().int().nonnegative() }) })
 ])
 const releaseAnswerMsg = z.union([z.strictObject({ ok: z.literal(true) }), z.strictObject({ refused: reason })])
 /** Every message schema, for docs/PROTOCOLS.md and the fuzzer. */
@@ -59,11 +64,15 @@ export const BID_MESSAGES = { request: requestMsg, answer: answerMsg, provision:
 export type BidAnswer = { ccb: Uint8Array } | { decline: Uint8Array }
 export interface SealedReceiptBytes { enc: Uint8Array, ct: Uint8Array }
 export type ProvisionOutcome = { ccr: Uint8Array, receipt: SealedReceiptBytes } | { failed: { code: string, detail: string } }
+/** A paid bid's first answer to an accept: where to pay, and by when. */
+export interface PaymentDue { url: string, deadlineUnixSecs: number }
+export type AcceptOutcome = ProvisionOutcome | { payment: PaymentDue }
 
 /** The provider's side: what to answer. Each handler gets the requester's (authenticated) peer id. */
 export interface BidHandlers {
   onRfp: (rfp: Uint8Array, peer: PeerId, signal: AbortSignal) => Promise<BidAnswer>
-  onAccept: (ccba: Uint8Array, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal) => Promise<ProvisionOutcome>
+  onAccept: (ccba: Uint8Array, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal) => Promise<AcceptOutcome>
+  onPaid: (paid: { ccba: Uint8Array, ccbap: Uint8Array }, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal) => Promise<ProvisionOutcome>
   onRelease: (ccb: CID, peer: PeerId) => Promise<void>
 }
 
@@ -112,9 +121,20 @@ export class BidProtocol {
     })
   }
 
-  /** Requester: sends the CCBA and waits (through progress messages) for the CCR and sealed receipt. */
-  async accept (connection: Connection, ccba: Uint8Array, options: { signal?: AbortSignal, onProgress?: (stage: string) => void } = {}): Promise<{ ccr: Uint8Array, receipt: SealedReceiptBytes }> {
-    return await this.exchange(connection, { accept: ccba }, options.signal, BID_PROVISION_TIMEOUT_MS, 'accept', async (lp, signal) => {
+  /** Requester: sends the CCBA and waits (through progress messages) for the CCR and sealed receipt, or where to pay first. */
+  async accept (connection: Connection, ccba: Uint8Array, options: { signal?: AbortSignal, onProgress?: (stage: string) => void } = {}): Promise<{ ccr: Uint8Array, receipt: SealedReceiptBytes } | { payment: PaymentDue }> {
+    return await this.provisioning(connection, { accept: ccba }, options, 'accept')
+  }
+
+  /** Requester: after paying, sends the accept updated to name its CCBAP; waits for the CCR and sealed receipt. */
+  async paid (connection: Connection, paid: { ccba: Uint8Array, ccbap: Uint8Array }, options: { signal?: AbortSignal, onProgress?: (stage: string) => void } = {}): Promise<{ ccr: Uint8Array, receipt: SealedReceiptBytes }> {
+    const out = await this.provisioning(connection, { paid }, options, 'paid accept')
+    if ('payment' in out) throw new BidError('BID_PROTOCOL', 'paid accept: the provider asked for payment again')
+    return out
+  }
+
+  private async provisioning (connection: Connection, request: unknown, options: { signal?: AbortSignal, onProgress?: (stage: string) => void }, what: string): Promise<{ ccr: Uint8Array, receipt: SealedReceiptBytes } | { payment: PaymentDue }> {
+    return await this.exchange(connection, request, options.signal, BID_PROVISION_TIMEOUT_MS, what, async (lp, signal) => {
       for (;;) {
         // Each message must come within the idle bound, and all of them within the whole budget.
         const { value } = await readMessage(lp, provisionMsg, AbortSignal.any([signal, AbortSignal.timeout(BID_PROGRESS_IDLE_MS)]))
@@ -189,7 +209,10 @@ export class BidProtocol {
         const progress = (stage: string): void => {
           writeMessage(lp, { progress: { stage: stage.slice(0, BID_STAGE_MAX_CHARS), at: this.init.now?.() ?? Date.now() } }, signal).catch(() => {})
         }
-        await writeMessage(lp, await answer(async () => await handlers.onAccept(value.accept, peer, progress, signal), (failed) => ({ failed })), signal)
+        const run = 'accept' in value
+          ? async () => await handlers.onAccept(value.accept, peer, progress, signal)
+          : async () => await handlers.onPaid(value.paid, peer, progress, signal)
+        await writeMessage(lp, await answer(run, (failed) => ({ failed })), signal)
       }
       await stream.close({ signal })
     } catch (err) {

@@ -131,6 +131,7 @@ describe('contract rules', () => {
     const ccba = await ccbaFor(rfp, ccb)
     const first = await bid().accept(conn, ccba.bytes)
     const again = await bid().accept(conn, ccba.bytes)
+    assert.ok('ccr' in first && 'ccr' in again, 'an unsettled (wei) bid needs no payment')
     assert.deepEqual(again.ccr, first.ccr, 'the stored answer, not a second machine')
     const provisioned = (await bob.metrics.registry.getSingleMetricAsString('cmesh_provision_duration_seconds')).match(/_count\{[^}]*outcome="ready"[^}]*\} (\d+)/)
     assert.equal(provisioned?.[1], '1')

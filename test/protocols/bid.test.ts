@@ -30,6 +30,7 @@ describe('bid protocol (transport)', () => {
       progress('sealing')
       return { ccr: new Uint8Array([5]), receipt: { enc: new Uint8Array(32), ct: new Uint8Array([1, 2, 3]) } }
     },
+    onPaid: async (paid) => { seen.push(`paid ${paid.ccba.length} ${paid.ccbap.length}`); return { ccr: new Uint8Array([6]), receipt: { enc: new Uint8Array(32), ct: new Uint8Array([4]) } } },
     onRelease: async (ccb) => { seen.push(`release ${ccb.toString()}`) }
   }
 
@@ -47,7 +48,11 @@ describe('bid protocol (transport)', () => {
     const stages: string[] = []
     const done = await requester.accept(conn, new Uint8Array([3]), { onProgress: (s) => stages.push(s) })
     assert.deepEqual(stages, ['provisioning', 'sealing'])
+    assert.ok('ccr' in done)
     assert.deepEqual(done.ccr, new Uint8Array([5]))
+    const paid = await requester.paid(conn, { ccba: new Uint8Array([1, 2]), ccbap: new Uint8Array([3]) })
+    assert.deepEqual(paid.ccr, new Uint8Array([6]))
+    assert.ok(seen.includes('paid 2 1'))
     const cid = rawCidForBytes(new Uint8Array([9, 9]))
     await requester.release(conn, cid)
     assert.ok(seen.includes(`release ${cid.toString()}`))

@@ -697,6 +697,7 @@ describe('docs/PROTOCOLS.md test vectors', () => {
         progress('provision:starting')
         return ccba.length === 1 ? { failed: FAILED } : { ccr: hex('ccr.bytes'), receipt: { enc: hex('receipt.enc'), ct: hex('receipt.ct') } }
       },
+      onPaid: async () => ({ failed: FAILED }),
       onRelease: async (ccb) => { released.push(ccb.toString()) }
     }
     const frameOf = async (lp: ReturnType<typeof framed>): Promise<string> => toHex(frame((await lp.read()).subarray()))

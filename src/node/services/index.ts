@@ -17,8 +17,12 @@ import { ProviderService } from './provider.js'
 import { BootstrapRedial } from './bootstrap-redial.js'
 import { Requester } from './requester.js'
 import { ApiService } from './api.js'
+import { PublicHttp } from './public-http.js'
+import { PaymentService } from './payments.js'
 
 export interface NodeServices {
+  publicHttp: PublicHttp
+  payments: PaymentService
   upkeep: CollectionUpkeep
   gossip: GossipService
   sync: SyncScheduler
@@ -35,6 +39,9 @@ export interface NodeServices {
 }
 
 export function createServices (components: NodeComponents, setup: AttestationSetup, options: { api: boolean }): NodeServices {
+  // Routes are added by the services that serve them (payments, the workload identity issuer) before it starts.
+  const publicHttp = new PublicHttp(components)
+  const payments = new PaymentService(components, { publicHttp })
   const upkeep = new CollectionUpkeep(components)
   const gossip = new GossipService(components, { persist: upkeep.persist })
   // A new bond may lift that provider's verified level.
@@ -42,12 +49,14 @@ export function createServices (components: NodeComponents, setup: AttestationSe
   const bonding = new Bonding(components, attestation)
   const verifiedLevels = new VerifiedLevels(components, attestation, bonding)
   const fleet = new FleetService(components)
-  const ownCard = new OwnCard(components, { attestation, gossip, offer: () => fleet.cardBackends() })
+  const ownCard = new OwnCard(components, { attestation, gossip, offer: () => ({ ...fleet.cardBackends(), ...(payments.terms !== undefined ? { payment: payments.terms } : {}) }) })
   // A backend that joins later changes the offer: the card says so at once.
   fleet.onChange = () => { ownCard.publish().catch((err) => components.log.warn(`card republish failed: ${(err as Error).message}`)) }
   const trust = new TrustService(components)
-  const provider = new ProviderService(components, { attestation, ownCard, fleet })
+  const provider = new ProviderService(components, { attestation, ownCard, fleet, payments })
   const services: NodeServices = {
+    publicHttp,
+    payments,
     upkeep,
     gossip,
     sync: new SyncScheduler(components, { persist: upkeep.persist }),
@@ -59,7 +68,7 @@ export function createServices (components: NodeComponents, setup: AttestationSe
     trust,
     provider,
     bootstrap: new BootstrapRedial(components),
-    requester: new Requester(components, { gossip, attestation, verifiedLevels, provider, trust }),
+    requester: new Requester(components, { gossip, attestation, verifiedLevels, provider, trust, payments }),
     api: new ApiService(components, { enabled: options.api, services: () => services })
   }
   return services

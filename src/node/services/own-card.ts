@@ -26,7 +26,7 @@ export interface OwnCardInit {
   attestation: AttestationService
   gossip: GossipService
   /** The backends and rates the card offers (the fleet's). */
-  offer: () => Pick<CardDraft, 'backends' | 'rates'>
+  offer: () => Pick<CardDraft, 'backends' | 'rates' | 'payment'>
 }
 
 export class OwnCard implements Startable {

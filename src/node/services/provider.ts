@@ -7,16 +7,21 @@
  */
 import type { Connection, PeerId, Startable } from '@libp2p/interface'
 import { x25519 } from '@noble/curves/ed25519.js'
-import { BidProtocol, type BidAnswer, type ProvisionOutcome } from '../../protocols/bid.js'
+import { BidProtocol, type AcceptOutcome, type BidAnswer, type ProvisionOutcome } from '../../protocols/bid.js'
 import { decodeRecord, signRecord } from '../../market/record.js'
 import { CcrfpType, type SignedCcrfp } from '../../market/ccrfp.js'
 import { CcbType, type SignedCcb } from '../../market/ccb.js'
-import { CcbaType } from '../../market/ccba.js'
+import { CcbaType, type SignedCcba } from '../../market/ccba.js'
+import { CcbapType } from '../../market/ccbap.js'
+import { assetId, type PaymentTerms } from '../../market/payment.js'
+import { ContractError } from '../../market/contract-error.js'
+import { errorText } from '../../protocols/error-text.js'
+import { PaymentError, type PaymentService } from './payments.js'
 import { CcrType } from '../../market/ccr.js'
 import { DeclineType, type DeclineCode } from '../../market/decline.js'
 import { decideBid, reservationIdFor } from '../../market/bid-engine.js'
 import { CapacityLedger, capacityTotals } from '../../market/capacity.js'
-import { checkCcba } from '../../market/contract-checks.js'
+import { checkCcba, checkPaidAccept, isPaidBid } from '../../market/contract-checks.js'
 import { strongRefTo } from '../../market/strong-ref.js'
 import { datetimeFromUnixSecs } from '../../market/datetime.js'
 import { didFromPublicKey, type Did } from '../../market/identity.js'
@@ -30,7 +35,7 @@ import type { Fleet } from '../../backends/fleet.js'
 import type { FleetService } from './fleet.js'
 import type { Instance, ProvisionProgress } from '../../backends/backend.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
-import { contractKey, decodeContract, encodeContract, type StoredContract } from '../contract-state.js'
+import { contractKey, decodeContract, encodeContract, type StoredContract, type StoredPayment } from '../contract-state.js'
 import type { AttestationService } from './attestation.js'
 import type { OwnCard } from './own-card.js'
 
@@ -47,6 +52,12 @@ const PROGRESS_STAGES: Record<ProvisionProgress['type'], string> = {
 }
 
 interface OpenBid { rfp: SignedCcrfp, ccb: SignedCcb, sealKey: Uint8Array, requester: Did }
+/** An accepted bid on its way to a machine: the stored contract, its bid and the accept as first sent. */
+interface Grantable { base: StoredContract, bid: OpenBid, ccba: SignedCcba, started: number }
+interface AwaitingPayment extends Grantable { userData: Uint8Array, url: string, deadlineUnixSecs: number }
+
+export type ProviderErrorCode = 'USER_DATA_UNSEALABLE' | 'USER_DATA_MISMATCH' | 'RECEIPT_KEY_INVALID'
+export class ProviderError extends CmeshError<ProviderErrorCode> {}
 
 function didOfPeer (peer: PeerId): Did | undefined {
   const key = peer.publicKey?.raw
@@ -57,12 +68,18 @@ export class ProviderService implements Startable {
   readonly bid: BidProtocol
   private ledger = new CapacityLedger({})
   private readonly open = new Map<string, OpenBid>()
+  /** Accepted paid bids waiting for their payment (by the first accept's CID). */
+  private readonly awaiting = new Map<string, AwaitingPayment>()
+  private get paymentWindowSecs (): number {
+    return this.components.config.payment?.windowSecs ?? 120
+  }
+
   private get fleet (): Fleet {
     return this.init.fleet.fleet
   }
   private timer: NodeJS.Timeout | undefined
 
-  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard, fleet: FleetService }) {
+  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard, fleet: FleetService, payments: PaymentService }) {
     const { config, log } = components
     const providing = config.roles.includes('provider')
     this.bid = new BidProtocol(components.libp2p, {
@@ -76,6 +93,7 @@ export class ProviderService implements Startable {
             handlers: {
               onRfp: async (rfp, peer) => await this.answer(rfp, peer),
               onAccept: async (ccba, peer, progress, signal) => await this.fulfil(ccba, peer, progress, signal),
+              onPaid: async (paid, peer, progress, signal) => await this.fulfilPaid(paid, peer, progress, signal),
               onRelease: async (ccb, peer) => { this.release(ccb, peer) }
             }
           }
@@ -102,7 +120,7 @@ export class ProviderService implements Startable {
     }
     await this.recover()
     await this.bid.start()
-    if (config.roles.includes('provider')) this.timer = every(10, () => { this.expireBids() })
+    if (config.roles.includes('provider')) this.timer = every(5, () => { this.expireBids(); this.lapsePayments() })
   }
 
   async stop (): Promise<void> {
@@ -122,7 +140,9 @@ export class ProviderService implements Startable {
       // Whatever its state, this grant has been handled: the fleet never provisions it again.
       if (c.backend !== undefined) this.fleet.remember(c.id, c.backend)
       const local = c.backend !== undefined && this.fleet.get(c.backend)?.kind === 'local'
-      if (c.state === 'provisioning' || c.state === 'accepted') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted while provisioning; it will not provision this grant again' } })
+      if (c.state === 'awaiting-payment') await this.save({ ...c, state: 'failed', error: { code: 'PAYMENT_MISSING', detail: 'the provider restarted before this accept was paid' } })
+      else if (c.state === 'paid') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted after payment settled and before provisioning; it will not provision this grant (the payment stands: settle it with the provider)' } })
+      else if (c.state === 'provisioning' || c.state === 'accepted') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted while provisioning; it will not provision this grant again' } })
       else if (c.state === 'ready' && local) await this.save({ ...c, state: 'ended', error: { code: 'INSTANCE_ENDED', detail: 'the local dev backend\'s instances end with the node' } })
       else continue
       metrics.contracts.inc({ role: 'provider', state: 'interrupted' })
@@ -141,7 +161,7 @@ export class ProviderService implements Startable {
 
   /** RFP → a signed CCB (capacity reserved) or a signed decline with its reason. */
   private async answer (bytes: Uint8Array, peer: PeerId): Promise<BidAnswer> {
-    const { identity, metrics } = this.components
+    const { identity, metrics, config } = this.components
     const now = nowSecs(this.components)
     const rfp = decodeRecord(bytes, [CcrfpType])
     const card = this.init.ownCard.current
@@ -167,12 +187,15 @@ export class ProviderService implements Startable {
     if (reserved !== 'reserved' && reserved !== 'duplicate') return decline('NO_CAPACITY', `capacity could not be reserved (${reserved})`)
     await this.persistLedger()
     const sealKey = x25519.utils.randomSecretKey()
+    const payTerms = this.init.payments.terms
     const ccb = signRecord(CcbType, {
       embed: strongRefTo(rfp),
-      bid: { cost: o.costWei, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
+      bid: payTerms !== undefined
+        ? { cost: o.costWei, currency: assetId(payTerms.network, payTerms.asset), frequency: 'one-time', prepay: true, x402: { base_url: this.init.payments.baseUrl } }
+        : { cost: o.costWei, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
       provider: identity.did,
       createdAtUnixSecs: now,
-      cmesh: { expiresAtUnixSecs: o.expiresAtUnixSecs, backend: o.backend, region: o.region, level: card.value.attestationLevel, cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB, durationSecs: o.durationSecs, sealKey: x25519.getPublicKey(sealKey) }
+      cmesh: { expiresAtUnixSecs: o.expiresAtUnixSecs, backend: o.backend, region: o.region, level: card.value.attestationLevel, cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB, durationSecs: o.durationSecs, sealKey: x25519.getPublicKey(sealKey), heartbeatSecs: config.lifecycle.heartbeatSecs }
     }, identity)
     this.open.set(ccb.cid.toString(), { rfp, ccb, sealKey, requester: rfp.value.requester })
     metrics.bidsSent.inc({ outcome: 'bid' })
@@ -202,9 +225,12 @@ export class ProviderService implements Startable {
     if (this.ledger.expire(now).length > 0) void this.persistLedger().catch(() => {})
   }
 
-  /** CCBA → provision → CCR + sealed receipt. Idempotent per CCBA: a retry gets the stored answer. */
-  private async fulfil (bytes: Uint8Array, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal): Promise<ProvisionOutcome> {
-    const { identity, store, metrics, log } = this.components
+  /**
+   * CCBA → (a paid bid: where to pay; see `fulfilPaid`) → provision → CCR + sealed receipt.
+   * Idempotent per CCBA: a retry gets the stored answer.
+   */
+  private async fulfil (bytes: Uint8Array, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal): Promise<AcceptOutcome> {
+    const { store, metrics } = this.components
     const now = nowSecs(this.components)
     const ccba = decodeRecord(bytes, [CcbaType])
     const id = ccba.cid.toString()
@@ -214,6 +240,8 @@ export class ProviderService implements Startable {
     if (stored !== undefined) {
       const c = decodeContract(stored)
       if (c.state === 'ready' && c.ccr !== undefined && c.receipt !== undefined) return { ccr: c.ccr, receipt: c.receipt }
+      const pending = this.awaiting.get(id)
+      if (c.state === 'awaiting-payment' && pending !== undefined) return { payment: { url: pending.url, deadlineUnixSecs: pending.deadlineUnixSecs } }
       return { failed: c.error ?? { code: 'GRANT_IN_PROGRESS', detail: `this grant is ${c.state}` } }
     }
     const bid = this.open.get(ccba.value.bid.cid.toString())
@@ -221,42 +249,128 @@ export class ProviderService implements Startable {
     if (didOfPeer(peer) !== bid.requester) return { failed: { code: 'CONTRACT_WRONG_AUTHOR', detail: 'the accept must come from the RFP\'s requester' } }
     try {
       checkCcba(ccba, bid.ccb, bid.rfp, now)
+      if (ccba.value.payment !== undefined) throw new ContractError('CONTRACT_PAYMENT_MISMATCH', 'an accept names its payment only once paid: send it without, pay, then send the paid accept')
     } catch (err) {
       return { failed: { code: err instanceof CmeshError ? err.code : 'CONTRACT_INVALID', detail: (err as Error).message } }
     }
+    const paid = isPaidBid(bid.ccb)
+    const window = paid ? this.paymentWindowSecs : 0
     const terms = bid.ccb.value.cmesh
-    const validTo = now + terms.durationSecs
-    const base: StoredContract = { role: 'provider', id, state: 'provisioning', rfp: bid.rfp.bytes, ccb: bid.ccb.bytes, ccba: ccba.bytes, counterparty: bid.requester, costWei: bid.ccb.value.bid.cost.toString(), backend: terms.backend, validToUnixSecs: validTo, progress: [], updatedAtUnixSecs: now }
+    const base: StoredContract = { role: 'provider', id, state: paid ? 'awaiting-payment' : 'provisioning', rfp: bid.rfp.bytes, ccb: bid.ccb.bytes, ccba: ccba.bytes, counterparty: bid.requester, costWei: bid.ccb.value.bid.cost.toString(), backend: terms.backend, validToUnixSecs: now + window + terms.durationSecs, progress: [], updatedAtUnixSecs: now }
     // On disk before anything irreversible: a restart from here on never provisions this grant again.
     this.open.delete(ccba.value.bid.cid.toString())
-    this.ledger.commit(reservationIdFor(bid.rfp), validTo)
+    this.ledger.commit(reservationIdFor(bid.rfp), base.validToUnixSecs as number)
     await this.persistLedger()
     await this.save(base)
-    metrics.contracts.inc({ role: 'provider', state: 'provisioning' })
-    const started = performance.now()
-    const fail = async (code: string, fullDetail: string): Promise<ProvisionOutcome> => {
-      const detail = fullDetail.slice(0, 512)
-      this.ledger.release(reservationIdFor(bid.rfp))
-      await this.persistLedger().catch(() => {})
-      await this.save({ ...base, state: 'failed', error: { code, detail } })
-      metrics.contracts.inc({ role: 'provider', state: 'failed' })
-      metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'failed' }, (performance.now() - started) / 1000)
-      log.info(`grant ${id} failed: ${code}: ${detail}`)
-      return { failed: { code, detail } }
-    }
+    metrics.contracts.inc({ role: 'provider', state: base.state })
+    const contract: Grantable = { base, bid, ccba, started: performance.now() }
+    // Checked before any payment is asked for: nobody pays for an accept that cannot be provisioned.
     let userData: Uint8Array
     try {
-      userData = await openBytes(ccba.value.cmesh.userData, bid.sealKey, USER_DATA_INFO, bid.ccb.cid.bytes)
+      userData = await this.openUserData(contract)
     } catch (err) {
-      return await fail('USER_DATA_UNSEALABLE', (err as Error).message)
+      return await this.fail(contract, err)
     }
-    if (!userDataMatches(bid.rfp.value.user_data, userData)) return await fail('USER_DATA_MISMATCH', 'the sealed user_data does not hash to the RFP\'s reference')
+    if (!paid) return await this.provisionGrant(contract, ccba, userData, progress, signal)
+    const deadline = now + window
+    const charge = this.init.payments.expect({ uri: ccba.uri, cid: id }, bid.ccb.value.bid.cost, deadline)
+    this.awaiting.set(id, { ...contract, userData, url: charge.url, deadlineUnixSecs: deadline })
+    charge.done.then(
+      async (payment) => { await this.save({ ...base, state: 'paid', payment }) },
+      async (err) => {
+        if (!this.awaiting.delete(id)) return
+        await this.fail(contract, err)
+      }
+    ).catch((err) => { this.components.log.warn(`grant ${id}: ${errorText(err)}`) })
+    progress('awaiting-payment')
+    return { payment: { url: charge.url, deadlineUnixSecs: deadline } }
+  }
+
+  /**
+   * The paid accept: the CCBA updated to name the requester's CCBAP. The txid must be on chain
+   * (an exact transfer to this node) and be the settlement this node's facilitator made for the
+   * accept — never a record taken on its word — and then the grant is provisioned.
+   */
+  private async fulfilPaid (paid: { ccba: Uint8Array, ccbap: Uint8Array }, peer: PeerId, progress: (stage: string) => void, signal: AbortSignal): Promise<ProvisionOutcome> {
+    const ccba = decodeRecord(paid.ccba, [CcbaType])
+    const ccbap = decodeRecord(paid.ccbap, [CcbapType])
+    if (didOfPeer(peer) !== ccba.value.requester) return { failed: { code: 'CONTRACT_WRONG_AUTHOR', detail: 'the paid accept must come from the requester who signed it' } }
+    const id = ccbap.value.cmesh.ccba.cid.toString()
+    const stored = await this.components.store.get('contracts', contractKey('provider', id))
+    if (stored === undefined) return { failed: { code: 'BID_UNKNOWN', detail: 'this provider holds no accept that payment names' } }
+    const c = decodeContract(stored)
+    if (c.state === 'ready' && c.ccr !== undefined && c.receipt !== undefined) return { ccr: c.ccr, receipt: c.receipt }
+    const pending = this.awaiting.get(id)
+    if (pending === undefined || (c.state !== 'awaiting-payment' && c.state !== 'paid')) return { failed: c.error ?? { code: 'GRANT_IN_PROGRESS', detail: `this grant is ${c.state}` } }
+    if (didOfPeer(peer) !== pending.bid.requester) return { failed: { code: 'CONTRACT_WRONG_AUTHOR', detail: 'the paid accept must come from the RFP\'s requester' } }
+    try {
+      checkPaidAccept(ccba, pending.ccba, ccbap, pending.bid.ccb)
+      const terms = this.init.payments.terms as PaymentTerms
+      await this.init.payments.findTransfer(ccbap.value.txid, { from: ccbap.value.cmesh.payer, to: terms.payTo, amount: pending.bid.ccb.value.bid.cost })
+      const settled = this.init.payments.settlement(id)
+      if (settled === undefined) throw new PaymentError('PAYMENT_MISMATCH', 'no payment for this accept has settled here yet')
+      if (settled.txid !== ccbap.value.txid) throw new PaymentError('PAYMENT_MISMATCH', `this accept was paid by ${settled.txid}, not ${ccbap.value.txid}`)
+    } catch (err) {
+      // The payment may still come (or be named right): the grant keeps waiting until its window closes.
+      return { failed: { code: err instanceof CmeshError ? err.code : 'CONTRACT_INVALID', detail: errorText(err).slice(0, 512) } }
+    }
+    this.awaiting.delete(id)
+    const payment = this.init.payments.settlement(id) as StoredPayment
+    const contract: Grantable = { ...pending, base: { ...pending.base, state: 'provisioning', ccba: ccba.bytes, ccbap: ccbap.bytes, payment } }
+    await this.save(contract.base)
+    return await this.provisionGrant(contract, ccba, pending.userData, progress, signal)
+  }
+
+  /** Payment windows that closed with nothing paid: the grant fails PAYMENT_MISSING and its capacity goes back. */
+  private lapsePayments (): void {
+    const now = nowSecs(this.components)
+    for (const [id, pending] of this.awaiting) {
+      if (pending.deadlineUnixSecs > now || this.init.payments.settlement(id) !== undefined) continue
+      this.init.payments.lapse(id)
+    }
+  }
+
+  private async openUserData (c: Grantable): Promise<Uint8Array> {
+    let userData: Uint8Array
+    try {
+      userData = await openBytes(c.ccba.value.cmesh.userData, c.bid.sealKey, USER_DATA_INFO, c.bid.ccb.cid.bytes)
+    } catch (err) {
+      throw new ProviderError('USER_DATA_UNSEALABLE', errorText(err))
+    }
+    if (!userDataMatches(c.bid.rfp.value.user_data, userData)) throw new ProviderError('USER_DATA_MISMATCH', 'the sealed user_data does not hash to the RFP\'s reference')
     // The receipt must be sealable before a machine exists for it (a low-order key would strand one).
     try {
-      await sealBytes(new Uint8Array(1), ccba.value.cmesh.receiptKey, RECEIPT_INFO, ccba.cid.bytes)
+      await sealBytes(new Uint8Array(1), c.ccba.value.cmesh.receiptKey, RECEIPT_INFO, c.ccba.cid.bytes)
     } catch (err) {
-      return await fail('RECEIPT_KEY_INVALID', (err as Error).message)
+      throw new ProviderError('RECEIPT_KEY_INVALID', errorText(err))
     }
+    return userData
+  }
+
+  private async fail (c: Grantable, err: unknown): Promise<ProvisionOutcome> {
+    const { metrics, log } = this.components
+    const code = err instanceof CmeshError ? err.code : 'BACKEND_PROVISION_FAILED'
+    const detail = errorText(err).slice(0, 512)
+    this.ledger.release(reservationIdFor(c.bid.rfp))
+    await this.persistLedger().catch(() => {})
+    await this.save({ ...c.base, state: 'failed', error: { code, detail } })
+    metrics.contracts.inc({ role: 'provider', state: 'failed' })
+    metrics.provisionDuration.observe({ backend: c.bid.ccb.value.cmesh.backend, outcome: 'failed' }, (performance.now() - c.started) / 1000)
+    log.info(`grant ${c.base.id} failed: ${code}: ${detail}`)
+    return { failed: { code, detail } }
+  }
+
+  /** Provision the machine and answer with the CCR (naming `ccba`, the accept as last sent) and the receipt sealed to the requester. */
+  private async provisionGrant (c: Grantable, ccba: SignedCcba, userData: Uint8Array, progress: (stage: string) => void, signal: AbortSignal): Promise<ProvisionOutcome> {
+    const { identity, metrics, log } = this.components
+    const { bid, base } = c
+    const id = base.id
+    const terms = bid.ccb.value.cmesh
+    // The contract runs its full duration from when its machine is provisioned.
+    const validTo = nowSecs(this.components) + terms.durationSecs
+    const running: StoredContract = { ...base, state: 'provisioning', validToUnixSecs: validTo }
+    c.base = running
+    await this.save(running)
     const grantKey = generateGrantKeyPair(`cmesh-grant-${id.slice(-12)}`)
     let instance: Instance
     try {
@@ -266,7 +380,7 @@ export class ProviderService implements Startable {
         onProgress: (event) => { progress(PROGRESS_STAGES[event.type]) }
       })
     } catch (err) {
-      return await fail(err instanceof CmeshError ? err.code : 'BACKEND_PROVISION_FAILED', (err as Error).message)
+      return await this.fail(c, err)
     }
     progress('sealing')
     let ccr
@@ -287,14 +401,14 @@ export class ProviderService implements Startable {
     } catch (err) {
       // No receipt, no machine: nobody could ever log in to it.
       await this.fleet.terminate(id).catch(() => {})
-      return await fail(err instanceof CmeshError ? err.code : 'RECEIPT_FAILED', (err as Error).message)
+      return await this.fail(c, err)
     }
-    await this.save({ ...base, state: 'ready', ccr: ccr.bytes, receipt, startedAtUnixSecs: nowSecs(this.components) })
+    await this.save({ ...running, state: 'ready', ccr: ccr.bytes, receipt, startedAtUnixSecs: nowSecs(this.components) })
     metrics.contracts.inc({ role: 'provider', state: 'ready' })
+    metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'ready' }, (performance.now() - c.started) / 1000)
+    log.info(`grant ${id} ready for ${bid.requester} on ${terms.backend} (${toHex(ccr.digest).slice(0, 16)}…)`)
     // The lifecycle service takes it from here (heartbeats, usage, termination).
     this.components.events.publish('contract', { id, role: 'provider', state: 'ready', requester: bid.requester })
-    metrics.provisionDuration.observe({ backend: terms.backend, outcome: 'ready' }, (performance.now() - started) / 1000)
-    log.info(`grant ${id} ready for ${bid.requester} on ${terms.backend} (${toHex(ccr.digest).slice(0, 16)}…)`)
     return { ccr: ccr.bytes, receipt }
   }
 }

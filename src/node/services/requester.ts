@@ -10,7 +10,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeRecord, signRecord } from '../../market/record.js'
 import { CcrfpType, bidDeadline, userDataRef, type Ccrfp, type SignedCcrfp } from '../../market/ccrfp.js'
 import { CcbType, type SignedCcb } from '../../market/ccb.js'
-import { CcbaType } from '../../market/ccba.js'
+import { CcbaType, type SignedCcba } from '../../market/ccba.js'
+import { CcbapType, type SignedCcbap } from '../../market/ccbap.js'
+import { isAssetId, parseAssetId, sameAddress, x402ResourceUrl } from '../../market/payment.js'
+import { PaymentError, type PaymentService } from './payments.js'
 import { CcrType } from '../../market/ccr.js'
 import { DeclineType } from '../../market/decline.js'
 import { checkCcb, checkCcr, checkDecline } from '../../market/contract-checks.js'
@@ -55,7 +58,7 @@ interface Flow {
 export class Requester implements Startable {
   private readonly flows = new Map<string, Flow>()
 
-  constructor (private readonly components: NodeComponents, private readonly deps: { gossip: GossipService, attestation: AttestationService, verifiedLevels: VerifiedLevels, provider: ProviderService, trust: TrustService }) {}
+  constructor (private readonly components: NodeComponents, private readonly deps: { gossip: GossipService, attestation: AttestationService, verifiedLevels: VerifiedLevels, provider: ProviderService, trust: TrustService, payments: PaymentService }) {}
 
   start (): void {}
   stop (): void {}
@@ -189,7 +192,13 @@ export class Requester implements Startable {
     await Promise.race([Promise.all(Array.from({ length: Math.min(BID_DIAL_CONCURRENCY, providers.length) }, worker)), new Promise((resolve) => windowEnds.addEventListener('abort', resolve, { once: true }))])
     if (shutdown.aborted) return
     flow.state = 'choosing'
-    const candidates: BidCandidate[] = [...flow.bids.values()].map(({ ccb }) => {
+    // A bid settled in a token this node cannot pay is refused, with its reason, before the policy sees it.
+    const unpayable: Answered[] = []
+    for (const [provider, { ccb }] of flow.bids) {
+      const why = this.unpayable(ccb)
+      if (why !== undefined) unpayable.push({ provider, code: 'PAYMENT_UNSUPPORTED', detail: why })
+    }
+    const candidates: BidCandidate[] = [...flow.bids.values()].filter(({ ccb }) => this.unpayable(ccb) === undefined).map(({ ccb }) => {
       const v = this.deps.verifiedLevels.levels.get(ccb.value.provider)
       const card = this.components.collection.get(ccb.value.provider, nowSecs(this.components))
       return { ccb, verifiedLevel: v?.level ?? 'Software', simulated: v?.simulated ?? false, ...(card !== undefined ? { measurements: card.value.attestationDigest } : {}) }
@@ -203,7 +212,7 @@ export class Requester implements Startable {
       now: nowSecs(this.components),
       rfp
     })
-    flow.refused = choice.refused.map((r) => ({ provider: r.provider, code: r.code, detail: r.detail }))
+    flow.refused = [...unpayable, ...choice.refused.map((r) => ({ provider: r.provider, code: r.code, detail: r.detail }))]
     // "Not chosen" goes to the others once the accept is under way, not in front of it.
     const releaseOthers = (): void => {
       for (const [provider, { ccb, connection }] of flow.bids) {
@@ -222,6 +231,18 @@ export class Requester implements Startable {
     } finally {
       releaseOthers()
     }
+  }
+
+  /** Why this node cannot pay a bid (no payment config, another token or chain), or undefined. */
+  private unpayable (ccb: SignedCcb): string | undefined {
+    const currency = ccb.value.bid.currency
+    if (!isAssetId(currency)) return undefined
+    const p = this.components.config.payment
+    if (p === undefined) return `the bid settles in ${currency}; this node has no payment config`
+    const asset = parseAssetId(currency)
+    if (asset === undefined || asset.network !== `eip155:${p.chainId}` || !sameAddress(asset.asset, p.asset)) return `the bid settles in ${currency}; this node pays in eip155:${p.chainId}/erc20:${p.asset.toLowerCase()}`
+    if (p.maxPerPayment !== undefined && ccb.value.bid.cost > BigInt(p.maxPerPayment)) return `the bid costs ${ccb.value.bid.cost.toString()}, over payment.maxPerPayment ${p.maxPerPayment}`
+    return undefined
   }
 
   /** One provider: dial, bond at the RFP's floor, ask, verify the answer. */
@@ -252,6 +273,40 @@ export class Requester implements Startable {
     }
   }
 
+  /**
+   * Pays the x402 resource of `ccba` — only that URL, only the exact amount, token and pay-to the
+   * bid and the provider's card name — then signs the CCBAP and the accept updated to name it.
+   */
+  private async pay (flow: Flow, ccb: SignedCcb, ccba: SignedCcba, url: string): Promise<{ ccba: SignedCcba, ccbap: SignedCcbap }> {
+    const { identity, shutdown } = this.components
+    const asset = parseAssetId(ccb.value.bid.currency)
+    const card = this.components.collection.get(ccb.value.provider, nowSecs(this.components))?.value
+    if (asset === undefined) throw new PaymentError('PAYMENT_MISMATCH', 'the provider asked for payment on an unsettled (wei) bid')
+    if (card?.payment === undefined || card.payment.network !== asset.network || !sameAddress(card.payment.asset, asset.asset)) {
+      throw new PaymentError('PAYMENT_MISMATCH', 'the provider\'s card does not name the payment terms its bid settles in')
+    }
+    const expectedUrl = x402ResourceUrl(ccb.value.bid.x402.base_url, ccba.uri, ccba.cid.toString())
+    if (url !== expectedUrl) throw new PaymentError('PAYMENT_MISMATCH', `the provider asked for payment at ${url}, not at its bid's ${expectedUrl}`)
+    flow.state = 'awaiting-payment'
+    flow.progress.push('paying')
+    await this.save(flow)
+    const payment = await this.deps.payments.pay(url, { network: asset.network, asset: asset.asset, payTo: card.payment.payTo, amount: ccb.value.bid.cost }, shutdown)
+    const ccbap = signRecord(CcbapType, {
+      embed: strongRefTo(ccb),
+      txid: payment.txid,
+      requester: identity.did,
+      createdAtUnixSecs: nowSecs(this.components),
+      cmesh: { ccba: strongRefTo(ccba), network: payment.network, payer: payment.payer, amount: payment.amount }
+    }, identity)
+    // The same record (same at:// address), now naming its payment: an atproto-style update.
+    const paid = signRecord(CcbaType, { ...ccba.value, payment: strongRefTo(ccbap) }, identity)
+    flow.state = 'paid'
+    flow.progress.push('paid')
+    this.components.events.publish('contract', { id: flow.rfp.cid.toString(), role: 'requester', state: 'paid', txid: payment.txid })
+    await this.save(flow, { ccba: paid.bytes, ccbap: ccbap.bytes, payment })
+    return { ccba: paid, ccbap }
+  }
+
   /** CCBA (user_data sealed to the chosen provider's bid key) → CCR + sealed receipt, checked and opened once here. */
   private async accept (flow: Flow, chosen: { ccb: SignedCcb, connection: Connection }): Promise<void> {
     const { identity, shutdown } = this.components
@@ -268,15 +323,24 @@ export class Requester implements Startable {
     await this.save(flow, { ccba: ccba.bytes, receiptKey: receiptKey.privateKey })
     this.components.events.publish('contract', { id: flow.rfp.cid.toString(), role: 'requester', state: 'accepted', provider: ccb.value.provider })
     flow.state = 'provisioning'
-    const done = await this.deps.provider.bid.accept(connection, ccba.bytes, {
-      signal: shutdown,
-      onProgress: (stage) => {
-        flow.progress.push(stage)
-        this.components.events.publish('contract', { id: flow.rfp.cid.toString(), role: 'requester', state: 'provisioning', stage })
-      }
-    })
+    const onProgress = (stage: string): void => {
+      flow.progress.push(stage)
+      this.components.events.publish('contract', { id: flow.rfp.cid.toString(), role: 'requester', state: flow.state, stage })
+    }
+    const answer = await this.deps.provider.bid.accept(connection, ccba.bytes, { signal: shutdown, onProgress })
+    let done: { ccr: Uint8Array, receipt: { enc: Uint8Array, ct: Uint8Array } }
+    let accepted = ccba
+    if ('payment' in answer) {
+      // A paid bid: pay its x402 resource for this accept, record it (CCBAP), send the accept naming it.
+      const paid = await this.pay(flow, ccb, ccba, answer.payment.url)
+      accepted = paid.ccba
+      flow.state = 'provisioning'
+      done = await this.deps.provider.bid.paid(connection, { ccba: paid.ccba.bytes, ccbap: paid.ccbap.bytes }, { signal: shutdown, onProgress })
+    } else {
+      done = answer
+    }
     const ccr = decodeRecord(done.ccr, [CcrType])
-    checkCcr(ccr, ccba, ccb, flow.rfp)
+    checkCcr(ccr, accepted, ccb, flow.rfp)
     // Opened once here, so a receipt this node cannot open is a failed contract now, not a surprise later.
     await openReceipt(done.receipt, receiptKey.privateKey, ccr.cid.bytes)
     flow.userData = new Uint8Array(0)
