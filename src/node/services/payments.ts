@@ -107,6 +107,12 @@ export class PaymentService implements Startable {
       waitForTransactionReceipt: async (args) => await publicClient.waitForTransactionReceipt({ hash: args.hash, timeout: args.timeout ?? 60_000 }),
       getCode: async (args) => await publicClient.getCode(args)
     }, { confirmationTimeoutMs: 60_000 })
+    // The provider settles, so it pays gas: say so at start rather than at the first failed settlement.
+    if (this.components.config.roles.includes('provider')) {
+      publicClient.getBalance({ address: account.address }).then((wei) => {
+        if (wei === 0n) this.components.log.warn(`payments: EVM account ${account.address} has no ether for gas; settlements will fail until it is funded`)
+      }, (err) => { this.components.log.warn(`payments: chain ${p.rpcUrl} unreachable at start: ${errorText(err)}`) })
+    }
     this.facilitator = new x402Facilitator().register(networkOf(p.chainId) as `${string}:${string}`, new ExactEvmFacilitatorScheme(signer))
   }
 
@@ -201,7 +207,9 @@ export class PaymentService implements Startable {
     const settled = await facilitator.settle(payload, charge.requirements as PaymentRequirements)
     if (!settled.success) {
       metrics.payments.inc({ role: 'provider', outcome: 'settle-failed' })
-      return this.paymentRequired(charge, `settlement failed: ${settled.errorReason ?? 'unknown'}`)
+      const gas = await this.publicClient?.getBalance({ address: (this.account as PrivateKeyAccount).address }).catch(() => undefined)
+      if (gas === 0n) this.components.log.warn(`cannot settle payments: the provider's EVM account ${this.address ?? ''} has no ether for gas; fund it`)
+      return this.paymentRequired(charge, `settlement failed: ${settled.errorReason ?? 'unknown'}${gas === 0n ? ' (the provider cannot pay gas)' : ''}`)
     }
     const payer = (settled.payer ?? auth.from as string).toLowerCase()
     const txid = settled.transaction.toLowerCase()
