@@ -9,7 +9,7 @@ export function assertNetworkName (network: string): void {
 }
 
 export type TopicKind = 'cards' | 'rfps' | 'trust'
-export type ProtocolKind = 'sync' | 'attest' | 'bid' | 'kad' | 'evidence'
+export type ProtocolKind = 'sync' | 'attest' | 'bid' | 'kad' | 'evidence' | 'contract'
 
 /** `cmesh/<network>/<kind>/1` */
 export function topicName (network: string, kind: TopicKind): string {
