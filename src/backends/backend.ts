@@ -26,6 +26,20 @@ export interface Grant {
   validToUnixSecs: number
   /** OpenSSH public key line (`ssh-ed25519 AAAA… comment`) of the per-grant key; the only key that may log in. */
   authorizedKey: string
+  /** Files placed on the machine before user_data runs (the workload identity credential and issuer URL). */
+  files?: GrantFile[]
+}
+
+export interface GrantFile {
+  /** Relative to the grant user's home (workspace): no leading `/`, no `..` segment. */
+  path: string
+  content: Uint8Array
+  mode: number
+}
+
+/** Whether a grant file path stays inside the home it is relative to. */
+export function isSafeGrantPath (path: string): boolean {
+  return path.length > 0 && path.length <= 256 && !path.startsWith('/') && !path.split('/').some((seg) => seg === '..' || seg === '') && !path.includes('\0')
 }
 
 export interface Instance {
@@ -69,6 +83,18 @@ export interface Backend {
   watchUntilExit?: (instance: Instance, validToUnixSecs: number) => Promise<void>
   /** Ends the instance now; idempotent. */
   terminate: (instance: Instance) => Promise<void>
+  /**
+   * What the instance has used so far, for heartbeats and the final termination record. Optional:
+   * a backend that cannot measure leaves it out (or a field of it). Throws BackendError
+   * `BACKEND_UNKNOWN_INSTANCE` when the instance is gone.
+   */
+  usage?: (instance: Instance) => Promise<BackendUsage>
+}
+
+/** Usage as a backend measures it: CPU time in ms, memory allocated in MiB. */
+export interface BackendUsage {
+  cpuMillis?: number
+  memMiB?: number
 }
 
 export type BackendErrorCode =
@@ -84,6 +110,7 @@ export type BackendErrorCode =
   | 'BACKEND_HOST_KEY_UNKNOWN'
   | 'BACKEND_HOST_KEY_MISMATCH'
   | 'BACKEND_TERMINATE_FAILED'
+  | 'BACKEND_INVALID_GRANT'
 
 export class BackendError extends CmeshError<BackendErrorCode> {}
 

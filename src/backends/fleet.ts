@@ -7,7 +7,7 @@
  */
 import type { Rate } from '../market/provider-card.js'
 import { contractCostWei, rateFor } from '../market/bid-engine.js'
-import { BackendError, type Backend, type BackendCapabilities, type Grant, type Instance, type ProvisionOptions } from './backend.js'
+import { BackendError, type Backend, type BackendCapabilities, type BackendUsage, type Grant, type Instance, type ProvisionOptions } from './backend.js'
 
 export interface FleetChoice { backend: Backend, costWei: bigint }
 export interface FleetRefusal { backend: string, reason: string }
@@ -125,6 +125,16 @@ export class Fleet {
     if (o?.instance === undefined) return
     await o.backend.terminate(o.instance)
     this.owners.set(grantId, { backend: o.backend, ...(o.grant !== undefined ? { grant: o.grant } : {}) })
+  }
+
+  /**
+   * What a grant's instance has used so far: undefined when the fleet holds no instance for it or
+   * its backend cannot measure; BackendError `BACKEND_UNKNOWN_INSTANCE` when the backend says it is gone.
+   */
+  async usage (grantId: string): Promise<BackendUsage | undefined> {
+    const o = this.owners.get(grantId)
+    if (o?.instance === undefined || o.backend.usage === undefined) return undefined
+    return await o.backend.usage(o.instance)
   }
 
   /**

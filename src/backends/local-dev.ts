@@ -8,22 +8,24 @@
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { availableParallelism, tmpdir, totalmem } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { timingSafeEqual } from 'node:crypto'
 import ssh2 from 'ssh2'
 import type { Connection, ParsedKey, PublicKeyAuthContext, ServerChannel } from 'ssh2'
 import {
-  BackendError, checkCapabilities, type Backend, type BackendCapabilities, type CanSatisfy, type Grant,
-  type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger } from './backend.js'
+  BackendError, checkCapabilities, isSafeGrantPath, type Backend, type BackendCapabilities, type CanSatisfy, type Grant,
+  type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger, type BackendUsage } from './backend.js'
 import { generateEd25519, hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
 
 export const LOCAL_USER = 'cmesh'
 export const DEFAULT_USER_DATA_TIMEOUT_MS = 60_000
 const MAX_USER_DATA_BYTES = 64 * 1024
 const MAX_TIMER_MS = 2 ** 31 - 1 // setTimeout's ceiling; longer grants re-arm
+/** /proc reports CPU times in USER_HZ clock ticks, 100 per second on every Linux architecture. */
+const MS_PER_CLOCK_TICK = 10
 
 export interface LocalDevBackendOptions {
   name?: string
@@ -45,6 +47,10 @@ interface Running {
   readonly clients: Set<Connection>
   /** Process groups started in this workspace: user_data and sessions; killed at the end. */
   readonly groups: Set<number>
+  /** The grant's memory allocation, reported as usage. */
+  readonly memMiB: number
+  /** CPU ticks last read per group leader (with its start time, so a reused pid is not counted), and those of leaders gone since. */
+  readonly cpu: { seen: Map<number, { start: string, ticks: number }>, gone: Set<number>, endedTicks: number }
   timer?: NodeJS.Timeout
   stopping?: Promise<void>
   readonly ended: Promise<void>
@@ -94,7 +100,7 @@ export class LocalDevBackend implements Backend {
 
     let markEnded = (): void => {}
     const ended = new Promise<void>((resolve) => { markEnded = resolve })
-    const run: Running = { grantId: grant.id, workspace: '', sockets: new Set(), clients: new Set(), groups: new Set(), ended, markEnded }
+    const run: Running = { grantId: grant.id, workspace: '', sockets: new Set(), clients: new Set(), groups: new Set(), memMiB: grant.memMiB, cpu: { seen: new Map(), gone: new Set(), endedTicks: 0 }, ended, markEnded }
     this.running.set(grant.id, run) // claimed before the first await: one grant is never provisioned twice
     try {
       run.workspace = await mkdtemp(join(this.workRoot, 'cmesh-local-'))
@@ -112,6 +118,11 @@ export class LocalDevBackend implements Backend {
       onProgress?.({ type: 'provision:booting', detail: { host: '127.0.0.1', port } })
 
       onProgress?.({ type: 'provision:user-data', detail: { bytes: grant.userData.length } })
+      for (const file of grant.files ?? []) {
+        if (!isSafeGrantPath(file.path)) throw new BackendError('BACKEND_INVALID_GRANT', `grant file path ${file.path} leaves the workspace`, { grantId: grant.id })
+        await mkdir(dirname(join(run.workspace, file.path)), { recursive: true, mode: 0o700 })
+        await writeFile(join(run.workspace, file.path), file.content, { mode: file.mode })
+      }
       await this.runUserData(run, grant.userData, signal)
 
       const fingerprint = hostKeyFingerprint(publicKeyBlob(hostKey.public))
@@ -135,6 +146,34 @@ export class LocalDevBackend implements Backend {
   async terminate (instance: Instance): Promise<void> {
     const run = this.running.get(instance.grantId)
     if (run !== undefined) await this.stop(run, 'terminated')
+  }
+
+  /**
+   * CPU time of the grant's process groups: utime + stime + cutime + cstime of each group leader
+   * still running (its reaped children included), plus what the leaders seen earlier had used when
+   * they ended. A lower bound: a leader that ended between two calls counts as last read, one
+   * never read (a short user_data) not at all, nor children still running under a leader. Memory
+   * is the grant's allocation. Without /proc (not Linux) only memory is reported.
+   */
+  async usage (instance: Instance): Promise<BackendUsage> {
+    const run = this.running.get(instance.grantId)
+    if (run === undefined || run.stopping !== undefined) throw new BackendError('BACKEND_UNKNOWN_INSTANCE', `no live instance for grant ${instance.grantId}`, { grantId: instance.grantId })
+    if (!(await procReadable())) return { memMiB: run.memMiB }
+    let live = 0
+    for (const pid of run.groups) {
+      if (run.cpu.gone.has(pid)) continue
+      const now = await leaderTicks(pid)
+      const seen = run.cpu.seen.get(pid)
+      if (now === undefined || (seen !== undefined && seen.start !== now.start)) {
+        run.cpu.gone.add(pid)
+        run.cpu.seen.delete(pid)
+        run.cpu.endedTicks += seen?.ticks ?? 0
+        continue
+      }
+      run.cpu.seen.set(pid, now)
+      live += now.ticks
+    }
+    return { cpuMillis: (run.cpu.endedTicks + live) * MS_PER_CLOCK_TICK, memMiB: run.memMiB }
   }
 
   /** Ends every instance (node shutdown). */
@@ -249,6 +288,27 @@ function keyMatches (authorized: ParsedKey, ctx: PublicKeyAuthContext): boolean 
 
 function sessionEnv (workspace: string): NodeJS.ProcessEnv {
   return { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: workspace, USER: LOCAL_USER, LOGNAME: LOCAL_USER, SHELL: '/bin/sh', LANG: 'C.UTF-8' }
+}
+
+let procOk: Promise<boolean> | undefined
+function procReadable (): Promise<boolean> {
+  procOk ??= readFile('/proc/self/stat', 'utf8').then(() => true, () => false)
+  return procOk
+}
+
+/** A process's own and its reaped children's CPU ticks, and its start time; undefined once it is gone. */
+async function leaderTicks (pid: number): Promise<{ start: string, ticks: number } | undefined> {
+  let stat: string
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  // Fields after the parenthesised command name (which may itself hold spaces or parentheses), from field 3 on.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const start = f[19]
+  const ticks = [f[11], f[12], f[13], f[14]].reduce((sum: number, x) => sum + (Number.parseInt(x ?? '', 10) || 0), 0)
+  return start === undefined || start === '' ? undefined : { start, ticks }
 }
 
 function killGroup (pgid: number | undefined, sig: NodeJS.Signals): void {
