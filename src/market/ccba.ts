@@ -3,8 +3,9 @@
  *
  * Lexicon fields (`com.publicdomainrelay.temp.ccba`): `embed` (strongRef to the CCRFP), `bid`
  * (strongRef to the accepted CCB), `payment` (strongRef to a CCBAP). The lexicon requires
- * `payment`; we make it optional until payments land (nothing here issues CCBAPs yet), and will
- * require it then. Additive, named: `requester` (the signer), `createdAtUnixSecs`, and extension
+ * `payment`; it stays optional here: an unsettled (wei) bid is accepted without one, and a paid bid
+ * is accepted first without one (the x402 resource names that record) and then updated, at the same
+ * at:// address, to name its CCBAP (contract-checks.ts checkPaidAccept). Additive, named: `requester` (the signer), `createdAtUnixSecs`, and extension
  * `cmesh` with the receipt key and the HPKE-sealed user_data, opaque to this module.
  */
 import type { Did } from './identity.js'
@@ -40,12 +41,14 @@ export interface CcbaExtension {
   receiptKey: Uint8Array
   /** user_data sealed to the CCB's sealKey; its plaintext's sha256 is the CCRFP's user_data reference. */
   userData: SealedBox
+  /** The audience the provider's workload identity issuer puts in this contract's tokens (default: the requester's DID). */
+  wifAudience?: string
 }
 
 export interface Ccba {
   embed: StrongRef
   bid: StrongRef
-  /** Optional until payments land. */
+  /** The CCBAP of a paid bid, once paid. */
   payment?: StrongRef
   requester: Did
   createdAtUnixSecs: number
@@ -64,7 +67,8 @@ const ccbaSchema = z.strictObject({
       enc: bytes(HPKE_X25519_ENC_BYTES),
       ct: bytes().refine((b) => b.length >= MIN_SEALED_USER_DATA_BYTES && b.length <= MAX_SEALED_USER_DATA_BYTES,
         { message: `sealed user_data is ${MIN_SEALED_USER_DATA_BYTES} to ${MAX_SEALED_USER_DATA_BYTES} bytes` })
-    })
+    }),
+    wifAudience: z.string().min(1).max(256).optional()
   })
 }) satisfies z.ZodType<Ccba, any>
 
@@ -80,7 +84,8 @@ export const CcbaType: RecordType<Ccba> = {
     createdAtUnixSecs: a.createdAtUnixSecs,
     cmesh: {
       receiptKey: a.cmesh.receiptKey,
-      userData: { enc: a.cmesh.userData.enc, ct: a.cmesh.userData.ct }
+      userData: { enc: a.cmesh.userData.enc, ct: a.cmesh.userData.ct },
+      ...(a.cmesh.wifAudience !== undefined ? { wifAudience: a.cmesh.wifAudience } : {})
     }
   }),
   author: (a) => a.requester,

@@ -104,6 +104,13 @@ const configSchema = z.strictObject({
    * here (the local API stays on loopback, token-guarded). `publicUrl` is what bids and workloads
    * are told; by default the listening address.
    */
+  /** The provider's workload identity issuer (services/wif-issuer.ts), on the public HTTP server. */
+  wif: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** How long an exchanged workload token lives (never past its contract's valid-to). */
+    tokenTtlSecs: z.number().int().min(30).max(3600).default(300),
+    rotateSecs: z.number().int().min(60).max(30 * 86400).default(86400)
+  }).default({ enabled: true, tokenTtlSecs: 300, rotateSecs: 86400 }),
   http: z.strictObject({
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(0),

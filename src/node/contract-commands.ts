@@ -15,6 +15,7 @@ import { apiRequest } from './api-client.js'
 import { writeFileAtomic } from './atomic-file.js'
 import { NodeError } from './errors.js'
 import type { CliRun } from './cli-io.js'
+import { addWifCommands } from './wif-commands.js'
 
 const DEFAULT_DATA_DIR = '.cmesh'
 const FINAL_STATES = new Set(['ready', 'failed', 'no-bids'])
@@ -65,6 +66,30 @@ function printStatus (run: CliRun, s: RfpStatus): void {
   run.io.out(lines.join('\n') + '\n')
 }
 
+interface ContractView {
+  id: string
+  role: string
+  state: string
+  counterparty?: string
+  validToUnixSecs?: number
+  error?: { code: string, detail: string }
+  heartbeat?: { seq: number, atUnixSecs: number, periodSecs: number, usage: { uptimeSecs: number, cpuMillis?: number, memMiB?: number } }
+  termination?: { reason: string, by: string, atUnixSecs: number, detail: string, usage?: { uptimeSecs: number, cpuMillis?: number, memMiB?: number } }
+}
+
+function printContract (run: CliRun, c: ContractView): void {
+  const at = (secs: number): string => new Date(secs * 1000).toISOString()
+  const usage = (u: { uptimeSecs: number, cpuMillis?: number, memMiB?: number }): string =>
+    `up ${u.uptimeSecs} s${u.cpuMillis !== undefined ? `, cpu ${(u.cpuMillis / 1000).toFixed(3)} s` : ''}${u.memMiB !== undefined ? `, ${u.memMiB} MiB` : ''}`
+  const lines = [`contract ${c.id} (${c.role}): ${c.state}`]
+  if (c.counterparty !== undefined) lines.push(`  with        ${c.counterparty}`)
+  if (c.validToUnixSecs !== undefined) lines.push(`  valid to    ${at(c.validToUnixSecs)}`)
+  if (c.heartbeat !== undefined) lines.push(`  heartbeat   #${c.heartbeat.seq} at ${at(c.heartbeat.atUnixSecs)} (every ${c.heartbeat.periodSecs} s): ${usage(c.heartbeat.usage)}`)
+  if (c.termination !== undefined) lines.push(`  ended       ${c.termination.reason} at ${at(c.termination.atUnixSecs)}, signed by ${c.termination.by}: ${c.termination.detail}${c.termination.usage !== undefined ? ` (${usage(c.termination.usage)})` : ''}`)
+  else if (c.error !== undefined) lines.push(`  error       ${c.error.code}: ${c.error.detail}`)
+  run.io.out(lines.join('\n') + '\n')
+}
+
 export function addContractCommands (program: Command, run: CliRun): void {
   const rfp = program.command('rfp').description('requests for proposals: ask the market for a machine')
   rfp.command('create')
@@ -82,6 +107,7 @@ export function addContractCommands (program: Command, run: CliRun): void {
     .option('--max-price <wei>', 'price cap for the whole contract, in wei', weiArg, '1000000000000000000')
     .option('--window <secs>', 'bid window', positive, 5)
     .option('--duration <secs>', 'contract duration', positive, 3600)
+    .option('--wif-audience <aud>', 'audience of the workload identity tokens your machine gets (default: your DID)')
     .option('--wait', 'follow the RFP until it ends (receipt ready, failed, or no bids)')
     .option('--json', 'print JSON')
     .action(async (opts) => {
@@ -97,7 +123,8 @@ export function addContractCommands (program: Command, run: CliRun): void {
         floor: opts.floor,
         maxPriceWei: opts.maxPrice,
         windowSecs: opts.window,
-        durationSecs: opts.duration
+        durationSecs: opts.duration,
+        ...(opts.wifAudience !== undefined ? { wifAudience: opts.wifAudience } : {})
       })
       if (opts.wait !== true) {
         if (opts.json === true) run.json(created)
@@ -125,7 +152,7 @@ export function addContractCommands (program: Command, run: CliRun): void {
       else printStatus(run, status)
     })
 
-  program.command('contracts')
+  const contracts = program.command('contracts')
     .description('this node\'s contracts, as requester and as provider')
     .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
     .option('--json', 'print JSON')
@@ -134,6 +161,27 @@ export function addContractCommands (program: Command, run: CliRun): void {
       if (opts.json === true) return run.json(list)
       run.io.out(`${list.length} contracts\n`)
       for (const c of list) run.io.out(`${String(c.id)}  ${String(c.role)}  ${String(c.state)}  ${String(c.counterparty ?? '')}  ${String(c.costWei ?? '')} wei\n`)
+    })
+
+  contracts.command('show <id>')
+    .description('one contract (either role): state, last heartbeat with usage, termination')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => {
+      const view = await api<ContractView>(opts.data, 'GET', `/v1/contracts/${encodeURIComponent(id)}`)
+      if (opts.json === true) return run.json(view)
+      printContract(run, view)
+    })
+
+  contracts.command('terminate <id>')
+    .description('end a contract you bought now (the RFP id): the provider ends the machine and answers with its signed termination record')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--detail <text>', 'why, for the provider (at most 256 characters)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => {
+      const view = await api<ContractView>(opts.data, 'POST', `/v1/contracts/${encodeURIComponent(id)}/terminate`, { ...(opts.detail !== undefined ? { detail: opts.detail } : {}) })
+      if (opts.json === true) return run.json(view)
+      printContract(run, view)
     })
 
   program.command('receipt').description('sealed SSH receipts').command('open <id>')
@@ -199,4 +247,5 @@ export function addContractCommands (program: Command, run: CliRun): void {
       if (opts.json === true) return run.json(list)
       for (const t of list) run.io.out(`${t.kind.padEnd(8)} ${t.subject}  ${t.uri}\n`)
     })
+  addWifCommands(trust, run, DEFAULT_DATA_DIR)
 }

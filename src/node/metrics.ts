@@ -31,6 +31,7 @@ export interface NodeMetrics {
   declines: Counter<'side' | 'code'>
   contracts: Counter<'role' | 'state'>
   payments: Counter<'role' | 'outcome'>
+  wifTokens: Counter<'outcome'>
   provisionDuration: Histogram<'backend' | 'outcome'>
   backendInstances: Gauge<'backend'>
   heartbeats: Counter<'direction' | 'outcome'>
@@ -64,6 +65,7 @@ export function createNodeMetrics (): NodeMetrics {
     declines: new Counter({ name: 'cmesh_declines_total', help: 'Declines by reason code, sent (provider) and received (requester)', labelNames: ['side', 'code'], registers }),
     contracts: new Counter({ name: 'cmesh_contracts_total', help: 'Contract state transitions by role', labelNames: ['role', 'state'], registers }),
     payments: new Counter({ name: 'cmesh_payments_total', help: 'x402 payments by role (provider settles, requester pays) and outcome', labelNames: ['role', 'outcome'], registers }),
+    wifTokens: new Counter({ name: 'cmesh_wif_tokens_total', help: 'Workload token exchanges at this provider\'s issuer, by outcome (issued or the refusal code)', labelNames: ['outcome'], registers }),
     backendInstances: new Gauge({ name: 'cmesh_backend_instances', help: 'Live instances per backend (grants provisioned and not ended)', labelNames: ['backend'], registers }),
     provisionDuration: new Histogram({ name: 'cmesh_provision_duration_seconds', help: 'Provisioning time per grant, by backend and outcome', labelNames: ['backend', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers }),
     heartbeats: new Counter({ name: 'cmesh_heartbeats_total', help: 'Contract heartbeats sent (provider) and received (requester), by outcome (ok or the refusal or failure code)', labelNames: ['direction', 'outcome'], registers }),

@@ -15,6 +15,14 @@ import { encodeSnapshot } from '../collection-file.js'
 import { nowSecs, type NodeComponents } from '../components.js'
 import { startStep } from '../errors.js'
 import type { NodeServices } from './index.js'
+import { LifecycleError } from '../../market/lifecycle-error.js'
+
+/** A lifecycle failure as the API answers it: unknown 404, not live or refused 409, the provider not reachable 502. */
+function lifecycleStatus (err: unknown): never {
+  if (!(err instanceof LifecycleError)) throw err
+  const status = err.code === 'LIFECYCLE_UNKNOWN_CONTRACT' ? 404 : ['LIFECYCLE_UNREACHABLE', 'LIFECYCLE_TIMEOUT', 'LIFECYCLE_PROTOCOL'].includes(err.code) ? 502 : 409
+  throw new ApiError(err.code, err.message, { status })
+}
 
 /** POST /v1/rfps: what `cmesh rfp create` sends. */
 const rfpBody = z.strictObject({
@@ -30,9 +38,13 @@ const rfpBody = z.strictObject({
   tdx: z.boolean().default(false),
   floor: z.enum(ATTESTATION_LEVELS).default('Software'),
   maxPriceWei: wei,
+  /** The audience the provider's workload identity issuer puts in this contract's tokens. */
+  wifAudience: z.string().min(1).max(256).optional(),
   windowSecs: z.number().int().min(1).max(600).default(5),
   durationSecs: z.number().int().min(60).max(366 * 86400).default(3600)
 })
+/** POST /v1/contracts/:id/terminate: what `cmesh contracts terminate` sends. */
+const terminateBody = z.strictObject({ detail: z.string().max(256).optional() })
 const trustBody = z.strictObject({ kind: z.enum(['vouch', 'denounce']), subject: z.string().max(128), note: z.string().max(280).optional() })
 
 function parseBody<S extends z.ZodType> (schema: S, body: unknown): z.output<S> {
@@ -142,13 +154,27 @@ export class ApiService implements Startable {
             cpus: b.cpus, mem: b.mem, disk: b.disk, network: b.network, role: b.role,
             ...(b.location !== undefined ? { location: b.location } : {}),
             cmesh: { scheme: b.scheme, tdx: b.tdx, floor: b.floor, priceCapWei: b.maxPriceWei, durationSecs: b.durationSecs, bidWindowSecs: b.windowSecs },
-            userData: new Uint8Array(Buffer.from(b.userDataBase64, 'base64'))
+            userData: new Uint8Array(Buffer.from(b.userDataBase64, 'base64')),
+            ...(b.wifAudience !== undefined ? { wifAudience: b.wifAudience } : {})
           })
           return { status: 202, json: { id: rfp.cid.toString(), uri: rfp.uri } }
         }
       },
       { method: 'GET', path: '/v1/rfps/:id', handle: async (req) => ({ json: await this.found(this.init.services().requester.status(req.params.id ?? ''), 'RFP') }) },
       { method: 'GET', path: '/v1/contracts', handle: async () => ({ json: await this.init.services().requester.list() }) },
+      { method: 'GET', path: '/v1/contracts/:id', handle: async (req) => ({ json: await this.found(this.init.services().contractWatch.show(req.params.id ?? ''), 'contract') }) },
+      {
+        method: 'POST',
+        path: '/v1/contracts/:id/terminate',
+        handle: async (req) => {
+          if (!this.components.config.roles.includes('requester')) throw new ApiError('ROLE_DISABLED', 'this node does not play the requester role (config roles)', { status: 409 })
+          const b = parseBody(terminateBody, req.body)
+          const id = req.params.id ?? ''
+          const watch = this.init.services().contractWatch
+          await watch.terminate(id, ...(b.detail !== undefined ? [b.detail] : [])).catch(lifecycleStatus)
+          return { json: await this.found(watch.show(id), 'contract') }
+        }
+      },
       {
         method: 'GET',
         path: '/v1/contracts/:id/receipt',

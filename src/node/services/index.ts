@@ -16,13 +16,17 @@ import { TrustService } from './trust.js'
 import { ProviderService } from './provider.js'
 import { BootstrapRedial } from './bootstrap-redial.js'
 import { Requester } from './requester.js'
+import { ContractWatch } from './contract-watch.js'
+import { ContractLifecycle } from './contract-lifecycle.js'
 import { ApiService } from './api.js'
 import { PublicHttp } from './public-http.js'
 import { PaymentService } from './payments.js'
+import { WifIssuer } from './wif-issuer.js'
 
 export interface NodeServices {
   publicHttp: PublicHttp
   payments: PaymentService
+  wif: WifIssuer
   upkeep: CollectionUpkeep
   gossip: GossipService
   sync: SyncScheduler
@@ -35,6 +39,8 @@ export interface NodeServices {
   provider: ProviderService
   bootstrap: BootstrapRedial
   requester: Requester
+  contractWatch: ContractWatch
+  contractLifecycle: ContractLifecycle
   api: ApiService
 }
 
@@ -42,6 +48,7 @@ export function createServices (components: NodeComponents, setup: AttestationSe
   // Routes are added by the services that serve them (payments, the workload identity issuer) before it starts.
   const publicHttp = new PublicHttp(components)
   const payments = new PaymentService(components, { publicHttp })
+  const wif = new WifIssuer(components, { publicHttp })
   const upkeep = new CollectionUpkeep(components)
   const gossip = new GossipService(components, { persist: upkeep.persist })
   // A new bond may lift that provider's verified level.
@@ -53,10 +60,13 @@ export function createServices (components: NodeComponents, setup: AttestationSe
   // A backend that joins later changes the offer: the card says so at once.
   fleet.onChange = () => { ownCard.publish().catch((err) => components.log.warn(`card republish failed: ${(err as Error).message}`)) }
   const trust = new TrustService(components)
-  const provider = new ProviderService(components, { attestation, ownCard, fleet, payments })
+  const provider = new ProviderService(components, { attestation, ownCard, fleet, payments, wif })
+  // The watch (requester side) starts first: the lifecycle registers the protocol both are served by.
+  const contractWatch = new ContractWatch(components)
   const services: NodeServices = {
     publicHttp,
     payments,
+    wif,
     upkeep,
     gossip,
     sync: new SyncScheduler(components, { persist: upkeep.persist }),
@@ -69,6 +79,8 @@ export function createServices (components: NodeComponents, setup: AttestationSe
     provider,
     bootstrap: new BootstrapRedial(components),
     requester: new Requester(components, { gossip, attestation, verifiedLevels, provider, trust, payments }),
+    contractWatch,
+    contractLifecycle: new ContractLifecycle(components, { fleet, watch: contractWatch }),
     api: new ApiService(components, { enabled: options.api, services: () => services })
   }
   return services

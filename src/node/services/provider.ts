@@ -17,6 +17,7 @@ import { assetId, type PaymentTerms } from '../../market/payment.js'
 import { ContractError } from '../../market/contract-error.js'
 import { errorText } from '../../protocols/error-text.js'
 import { PaymentError, type PaymentService } from './payments.js'
+import type { WifIssuer } from './wif-issuer.js'
 import { CcrType } from '../../market/ccr.js'
 import { DeclineType, type DeclineCode } from '../../market/decline.js'
 import { decideBid, reservationIdFor } from '../../market/bid-engine.js'
@@ -79,7 +80,7 @@ export class ProviderService implements Startable {
   }
   private timer: NodeJS.Timeout | undefined
 
-  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard, fleet: FleetService, payments: PaymentService }) {
+  constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard, fleet: FleetService, payments: PaymentService, wif: WifIssuer }) {
     const { config, log } = components
     const providing = config.roles.includes('provider')
     this.bid = new BidProtocol(components.libp2p, {
@@ -188,11 +189,13 @@ export class ProviderService implements Startable {
     await this.persistLedger()
     const sealKey = x25519.utils.randomSecretKey()
     const payTerms = this.init.payments.terms
+    const wifTerms = this.init.wif.bidTerms()
     const ccb = signRecord(CcbType, {
       embed: strongRefTo(rfp),
       bid: payTerms !== undefined
         ? { cost: o.costWei, currency: assetId(payTerms.network, payTerms.asset), frequency: 'one-time', prepay: true, x402: { base_url: this.init.payments.baseUrl } }
         : { cost: o.costWei, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
+      ...(wifTerms !== undefined ? { wif: wifTerms } : {}),
       provider: identity.did,
       createdAtUnixSecs: now,
       cmesh: { expiresAtUnixSecs: o.expiresAtUnixSecs, backend: o.backend, region: o.region, level: card.value.attestationLevel, cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB, durationSecs: o.durationSecs, sealKey: x25519.getPublicKey(sealKey), heartbeatSecs: config.lifecycle.heartbeatSecs }
@@ -372,9 +375,13 @@ export class ProviderService implements Startable {
     c.base = running
     await this.save(running)
     const grantKey = generateGrantKeyPair(`cmesh-grant-${id.slice(-12)}`)
+    // The workload's identity: a credential for this contract's subject and the requester's audience.
+    const files = this.init.wif.enabled && bid.ccb.value.wif !== undefined
+      ? this.init.wif.grantFiles({ id, requester: bid.requester, role: bid.rfp.value.role, audience: ccba.value.cmesh.wifAudience ?? bid.requester, validToUnixSecs: validTo, ...(bid.ccb.value.wif.subject !== undefined ? { subjectTemplate: bid.ccb.value.wif.subject } : {}) })
+      : []
     let instance: Instance
     try {
-      instance = await this.fleet.provision({ id, cpus: terms.cpus, memMiB: terms.memMiB, diskGiB: terms.diskGiB, region: terms.region, tdx: bid.rfp.value.cmesh.tdx, userData, validToUnixSecs: validTo, authorizedKey: grantKey.authorizedKey }, terms.durationSecs, {
+      instance = await this.fleet.provision({ id, cpus: terms.cpus, memMiB: terms.memMiB, diskGiB: terms.diskGiB, region: terms.region, tdx: bid.rfp.value.cmesh.tdx, userData, validToUnixSecs: validTo, authorizedKey: grantKey.authorizedKey, files }, terms.durationSecs, {
         backend: terms.backend,
         signal: AbortSignal.any([signal, this.components.shutdown]),
         onProgress: (event) => { progress(PROGRESS_STAGES[event.type]) }

@@ -38,12 +38,13 @@ export const BID_DIAL_CONCURRENCY = 8
 /** Flows kept in memory for status after they end (the store keeps them all). */
 export const MAX_FLOWS_KEPT = 1000
 
-export type RfpRequest = Omit<Ccrfp, 'requester' | 'createdAtUnixSecs' | 'user_data'> & { userData: Uint8Array }
+export type RfpRequest = Omit<Ccrfp, 'requester' | 'createdAtUnixSecs' | 'user_data'> & { userData: Uint8Array, wifAudience?: string }
 
 interface Answered { provider: Did, code: string, detail: string }
 interface Flow {
   rfp: SignedCcrfp
   userData: Uint8Array
+  wifAudience?: string
   state: ContractState
   bids: Map<Did, { ccb: SignedCcb, connection: Connection }>
   /** Per provider: how far collecting got with it (dialing, attesting). The chosen one's start the progress. */
@@ -76,9 +77,9 @@ export class Requester implements Startable {
 
   /** Publishes the RFP (only a digest of user_data goes public) and runs its contract flow in the background. */
   async create (request: RfpRequest): Promise<SignedCcrfp> {
-    const { userData, ...fields } = request
+    const { userData, wifAudience, ...fields } = request
     const rfp = await this.publishRfp({ ...fields, user_data: userDataRef(userData) })
-    const flow: Flow = { rfp, userData, state: 'collecting', bids: new Map(), stages: new Map(), declines: [], refused: [], progress: [] }
+    const flow: Flow = { rfp, userData, ...(wifAudience !== undefined ? { wifAudience } : {}), state: 'collecting', bids: new Map(), stages: new Map(), declines: [], refused: [], progress: [] }
     this.flows.set(rfp.cid.toString(), flow)
     for (const old of this.flows.keys()) if (this.flows.size > MAX_FLOWS_KEPT) this.flows.delete(old)
     await this.save(flow)
@@ -317,7 +318,7 @@ export class Requester implements Startable {
       bid: strongRefTo(ccb),
       requester: identity.did,
       createdAtUnixSecs: nowSecs(this.components),
-      cmesh: { receiptKey: receiptKey.publicKey, userData: await sealBytes(flow.userData, ccb.value.cmesh.sealKey, USER_DATA_INFO, ccb.cid.bytes) }
+      cmesh: { receiptKey: receiptKey.publicKey, userData: await sealBytes(flow.userData, ccb.value.cmesh.sealKey, USER_DATA_INFO, ccb.cid.bytes), ...(flow.wifAudience !== undefined ? { wifAudience: flow.wifAudience } : {}) }
     }, identity)
     flow.state = 'accepted'
     await this.save(flow, { ccba: ccba.bytes, receiptKey: receiptKey.privateKey })
