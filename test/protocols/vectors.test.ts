@@ -37,6 +37,7 @@ import {
   COLLECTION_RECORD_TYPES, CcrfpType, RECORD_SIGNATURE_DOMAIN, RecordError, rateTableDigest, type Identity, type Rate,
   CcbType, DeclineType, CcbaType, CcrType, VouchType, strongRefTo, refersTo, userDataRef, userDataMatches, bidDeadline,
   decideBid, contractCostWei, BID_GRACE_SECS, CapacityLedger, checkCcb, checkCcba, checkCcr, checkDecline, choose,
+  assetId, x402ResourceUrl, CcbapType, checkPaidAccept, fillWifSubject, DEFAULT_WIF_SUBJECT,
   datetimeFromUnixSecs, tryParseSize, sizeToMiB, sizeToGiB, formatBytes, CID, type ProviderCard, type SignedCcrfp
 } from '../../src/market/index.js'
 import { openBytes, openReceipt, receiptPublicKey, sshFingerprint, USER_DATA_INFO, RECEIPT_INFO, type Receipt } from '../../src/market/sealed-receipt.js'
@@ -408,6 +409,25 @@ async function computeVectors (): Promise<Blocks> {
     ['size.4G.MiB', `"${sizeToMiB('4G')}"`], ['size.512K.MiB', `"${sizeToMiB('512K')}"`], ['size.1536M.GiB', `"${sizeToGiB('1536M')}"`],
     ['size.100G.GiB', `"${sizeToGiB('100G')}"`], ['size.format.1536MiB', `"${formatBytes(1536n * 1024n * 1024n)}"`],
     ['cost.example', `"${contractCostWei({ cpuHourWei: 1000n, memoryGiBHourWei: 1000n, diskGiBHourWei: 0n }, { cpus: 1, memMiB: 1536, diskGiB: 0 }, 90)}"`])
+
+  // §10.8: a paid bid, its x402 resource, the CCBAP and the accept updated to name it; a WIF subject.
+  const network = 'eip155:31337'
+  const token = '0x5fbdb2315678afecb367f032d93f642f64180aa3'
+  const paidCcb = signRecord(CcbType, {
+    ...ccb.value,
+    bid: { cost: offer.costWei, currency: assetId(network, token), frequency: 'one-time', prepay: true, x402: { base_url: 'http://192.0.2.20:8402/x402' } },
+    wif: { issuer_uri: 'http://192.0.2.20:8402/wif', to_issue: 'jwt', token_path: '.cmesh/wif-credential', url_path: '.cmesh/wif-url', url_route: '/wif/token', subject: DEFAULT_WIF_SUBJECT }
+  }, provider)
+  const unpaid = signRecord(CcbaType, { ...ccba.value, bid: strongRefTo(paidCcb), cmesh: { ...ccba.value.cmesh, userData: await sealWith(USER_DATA_SKE, sealKey, USER_DATA_INFO, paidCcb.cid.bytes, USER_DATA) } }, requester)
+  const txid = `0x${toHex(sha256Digest(utf8('vector settlement')))}`
+  const ccbap = signRecord(CcbapType, { embed: strongRefTo(paidCcb), txid, requester: requester.did, createdAtUnixSecs: T_ACCEPT + 5, cmesh: { ccba: strongRefTo(unpaid), network, payer: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', amount: offer.costWei.toString() } }, requester)
+  const paidCcba = signRecord(CcbaType, { ...unpaid.value, payment: strongRefTo(ccbap) }, requester)
+  checkPaidAccept(paidCcba, unpaid, ccbap, paidCcb)
+  assert.equal(paidCcba.uri, unpaid.uri, 'the paid accept is an update of the same record')
+  block('payment').push(['payment.ccb.currency', `"${paidCcb.value.bid.currency}"`], ['payment.ccb.bytes', paidCcb.bytes], ['payment.ccba.unpaid.cidString', `"${unpaid.cid.toString()}"`],
+    ['payment.x402.url', `"${x402ResourceUrl(paidCcb.value.bid.x402.base_url, unpaid.uri, unpaid.cid.toString())}"`],
+    ['payment.ccbap.bytes', ccbap.bytes], ['payment.ccbap.cidString', `"${ccbap.cid.toString()}"`], ['payment.ccba.paid.cidString', `"${paidCcba.cid.toString()}"`],
+    ['wif.subject', `"${fillWifSubject(DEFAULT_WIF_SUBJECT, { ctx: unpaid.cid.toString(), did: requester.did, role: rfp.value.role })}"`])
   return blocks
 }
 
