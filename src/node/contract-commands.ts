@@ -163,11 +163,11 @@ export function addContractCommands (program: Command, run: CliRun): void {
       for (const c of list) run.io.out(`${String(c.id)}  ${String(c.role)}  ${String(c.state)}  ${String(c.counterparty ?? '')}  ${String(c.costWei ?? '')} wei\n`)
     })
 
+  // `--data` and `--json` are the parent's (commander gives a parent's options to it wherever they stand).
   contracts.command('show <id>')
     .description('one contract (either role): state, last heartbeat with usage, termination')
-    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
-    .option('--json', 'print JSON')
-    .action(async (id: string, opts) => {
+    .action(async (id: string, _opts, cmd: Command) => {
+      const opts = cmd.optsWithGlobals()
       const view = await api<ContractView>(opts.data, 'GET', `/v1/contracts/${encodeURIComponent(id)}`)
       if (opts.json === true) return run.json(view)
       printContract(run, view)
@@ -175,10 +175,9 @@ export function addContractCommands (program: Command, run: CliRun): void {
 
   contracts.command('terminate <id>')
     .description('end a contract you bought now (the RFP id): the provider ends the machine and answers with its signed termination record')
-    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
     .option('--detail <text>', 'why, for the provider (at most 256 characters)')
-    .option('--json', 'print JSON')
-    .action(async (id: string, opts) => {
+    .action(async (id: string, _opts, cmd: Command) => {
+      const opts = cmd.optsWithGlobals()
       const view = await api<ContractView>(opts.data, 'POST', `/v1/contracts/${encodeURIComponent(id)}/terminate`, { ...(opts.detail !== undefined ? { detail: opts.detail } : {}) })
       if (opts.json === true) return run.json(view)
       printContract(run, view)

@@ -29,13 +29,14 @@ export class TestMesh {
   private readonly dirs: string[] = []
   readonly network = testNetwork()
 
-  async node (config: NodeConfigInput = {}, options: { dataDir?: string, api?: boolean, wireTap?: (chunk: Uint8Array) => void } = {}): Promise<CmeshNode> {
+  async node (config: NodeConfigInput = {}, options: { dataDir?: string, api?: boolean, wireTap?: (chunk: Uint8Array) => void, now?: () => number } = {}): Promise<CmeshNode> {
     const dataDir = options.dataDir ?? await mkdtemp(join(tmpdir(), 'cmesh-node-'))
     if (options.dataDir === undefined) this.dirs.push(dataDir)
     const node = new CmeshNode({
       config: resolveConfig({ network: this.network, dataDir, gossipHeartbeatMs: 100, dht: false, ...config }),
       log: quietLog,
       api: options.api ?? false,
+      ...(options.now !== undefined ? { now: options.now } : {}),
       ...(options.wireTap !== undefined ? { wireTap: options.wireTap } : {})
     })
     await node.start()
