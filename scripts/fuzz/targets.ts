@@ -15,6 +15,7 @@ import {
   identityFromSeed, signRecord, decodeRecord, rateTableDigest, encodeCanonical, rawCidForBytes, utf8, toHex, bytesEqual,
   ProviderCardType, RetirementType, CcrfpType, userDataRef, COLLECTION_RECORD_TYPES, RecordError, SUMMARY_BUCKETS,
   CcbType, DeclineType, CcbaType, CcrType, VouchType, DenounceType, TRUST_RECORD_TYPES, CCBAP_NSID, strongRefTo,
+  HeartbeatType, TerminationType,
   datetimeFromUnixSecs, parseDatetimeMs, formatAtUri, tidFromTime, cidForBytes, type SignedCcrfp,
   type AnyRecordType, type Identity, type ProviderCard, type Rate, type SignedRecord
 } from '../../src/market/index.js'
@@ -30,7 +31,7 @@ import { parseTree, type CborNode } from './cbor-tree.js'
 import { collectDonors, mutateCbor, type Mutant } from './mutate-cbor.js'
 import { mutateQuote, quoteParts } from './mutate-quote.js'
 import { mutateCollateral } from './mutate-json.js'
-import { syncSchema, attestSchema, evidenceSchema, bidSchema, type WireSchema } from './wire-schemas.js'
+import { syncSchema, attestSchema, evidenceSchema, bidSchema, contractSchema, type WireSchema } from './wire-schemas.js'
 import type { Acceptance, FuzzTarget } from './harness.js'
 import type { Rng } from './rng.js'
 import { copy } from './copy.js'
@@ -129,7 +130,7 @@ function recordSeeds (): Record<'card' | 'retirement' | 'ccrfp', RecordSeeds> {
   }
 }
 
-type ContractKind = 'ccb' | 'decline' | 'ccba' | 'ccr' | 'vouch' | 'denounce'
+type ContractKind = 'ccb' | 'decline' | 'ccba' | 'ccr' | 'vouch' | 'denounce' | 'heartbeat' | 'termination'
 
 /**
  * Two of each contract record, chained onto the two CCRFP seeds: every optional field present in
@@ -194,7 +195,14 @@ function contractSeeds (ccrfp: RecordSeeds): Record<ContractKind, RecordSeeds> {
     provider: c.did,
     createdAtUnixSecs: Math.floor((parseDatetimeMs(offsetTime) as number) / 1000)
   }, c)
+  // Lifecycle records (§6g): full usage in one, the least in the other; a provider's end and a requester's request.
+  const heartbeat1 = signRecord(HeartbeatType, { contract: strongRefTo(ccba1), provider: b.did, seq: 1, atUnixSecs: T0 + 130, periodSecs: 30, usage: { uptimeSecs: 30, cpuMillis: 1250, memMiB: 4096 } }, b)
+  const heartbeat2 = signRecord(HeartbeatType, { contract: strongRefTo(ccba2), provider: c.did, seq: 2 ** 40, atUnixSecs: T0 + 600, periodSecs: 3600, usage: { uptimeSecs: 0 } }, c)
+  const termination1 = signRecord(TerminationType, { contract: strongRefTo(ccba1), by: b.did, reason: 'EXPIRED', detail: 'valid-to reached', atUnixSecs: T0 + 3700, usage: { uptimeSecs: 3600, cpuMillis: 99, memMiB: 4096 } }, b)
+  const termination2 = signRecord(TerminationType, { contract: strongRefTo(ccba1), by: a.did, reason: 'REQUESTER', detail: '', atUnixSecs: T0 + 200 }, a)
   return {
+    heartbeat: { bytes: [bytesOf(heartbeat1), bytesOf(heartbeat2)], signers: [b, c] },
+    termination: { bytes: [bytesOf(termination1), bytesOf(termination2)], signers: [b, a] },
     ccb: { bytes: [bytesOf(ccb1), bytesOf(ccb2)], signers: [b, c] },
     decline: { bytes: [bytesOf(decline1), bytesOf(decline2)], signers: [c, a] },
     ccba: { bytes: [bytesOf(ccba1), bytesOf(ccba2)], signers: [a, b] },
@@ -520,6 +528,7 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
   const [ccbSeed, ccbSeed2] = con.ccb.bytes as [Uint8Array, Uint8Array]
   const [ccbaSeed] = con.ccba.bytes as [Uint8Array]
   const contractRecords = [...rec.ccrfp.bytes, ...con.ccb.bytes, ...con.decline.bytes, ...con.ccba.bytes, ...con.ccr.bytes]
+  const lifecycleRecords = [...con.heartbeat.bytes, ...con.termination.bytes]
   const reason = (code: string, detail: string): { code: string, detail: string } => ({ code, detail })
   const receipt = { enc: d32('receipt enc'), ct: new Uint8Array(600).fill(0x33) }
   const bidRequests: Array<Record<string, unknown>> = [{ rfp: rfpSeed }, { rfp: rfpSeed2 }, { accept: ccbaSeed }, { release: { ccb: decodeRecord(ccbSeed, [CcbType]).cid } }]
@@ -540,6 +549,8 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
     recordTarget('ccr', con.ccr, [CcrType], 'decodeRecord(bytes, [CcrType]) as the requester calls it on a receipt'),
     recordTarget('vouch', con.vouch, TRUST_RECORD_TYPES, 'decodeRecord(bytes, TRUST_RECORD_TYPES) as the trust service reads its store'),
     recordTarget('denounce', con.denounce, TRUST_RECORD_TYPES, 'decodeRecord(bytes, TRUST_RECORD_TYPES) as the trust service reads its store'),
+    recordTarget('heartbeat', con.heartbeat, [HeartbeatType], 'decodeRecord(bytes, [HeartbeatType]) as the requester calls it on a heartbeat'),
+    recordTarget('termination', con.termination, [TerminationType], 'decodeRecord(bytes, [TerminationType]) as either side calls it on a termination'),
     wireTarget('sync.summary', [{ summary, count: 12 }], syncSchema('summary')),
     wireTarget('sync.buckets', [{ buckets: [0, 7, 255] }, { buckets: [] }], syncSchema('buckets')),
     wireTarget('sync.entries', [
@@ -574,6 +585,9 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
     bidRecordsTarget('bid.answer+records', bidAnswers, bidSchema('answer'),
       { ccb: { types: [CcbType], seeds: con.ccb.bytes }, decline: { types: [DeclineType], seeds: con.decline.bytes } }, contractRecords),
     bidRecordsTarget('bid.provision+records', bidProvision, bidSchema('provision'), { ccr: { types: [CcrType], seeds: con.ccr.bytes } }, contractRecords),
+    wireTarget('contract.request', [...con.heartbeat.bytes.map((heartbeat) => ({ heartbeat })), { terminated: con.termination.bytes[0] }, { terminate: con.termination.bytes[1] }], contractSchema('request'), lifecycleRecords),
+    wireTarget('contract.ack', [{ ok: true }, { refused: reason('LIFECYCLE_SEQ_REPLAYED', 'heartbeat seq 3 is not above 7') }], contractSchema('ack')),
+    wireTarget('contract.terminateAnswer', [{ terminated: con.termination.bytes[0] }, { refused: reason('LIFECYCLE_UNKNOWN_CONTRACT', 'no such contract with this peer') }], contractSchema('terminateAnswer'), lifecycleRecords),
     ...quoteTargets(fx),
     ...collateralTargets(fx)
   ]

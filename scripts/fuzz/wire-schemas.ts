@@ -9,12 +9,14 @@
  *   src/protocols/evidence.ts  export const EVIDENCE_MESSAGES = { request: requestMsg, response: responseMsg }
  *   src/protocols/bid.ts       export const BID_MESSAGES = { request: requestMsg, answer: answerMsg,
  *                                provision: provisionMsg, releaseAnswer: releaseAnswerMsg }
+ *   src/protocols/contract.ts  export const CONTRACT_MESSAGES = { request: requestMsg, ack: ackMsg, terminateAnswer: terminateAnswerMsg }
  */
 import type { z } from 'zod'
 import * as sync from '../../src/protocols/sync.js'
 import * as attest from '../../src/protocols/attest.js'
 import * as evidence from '../../src/protocols/evidence.js'
 import * as bid from '../../src/protocols/bid.js'
+import * as contract from '../../src/protocols/contract.js'
 
 export interface WireSchema {
   schema?: z.ZodType
@@ -43,4 +45,8 @@ export function evidenceSchema (message: 'request' | 'response'): WireSchema {
 
 export function bidSchema (message: 'request' | 'answer' | 'provision' | 'releaseAnswer'): WireSchema {
   return lookup(bid, 'bid.ts', 'BID_MESSAGES', message)
+}
+
+export function contractSchema (message: 'request' | 'ack' | 'terminateAnswer'): WireSchema {
+  return lookup(contract, 'contract.ts', 'CONTRACT_MESSAGES', message)
 }
