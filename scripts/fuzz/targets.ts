@@ -153,7 +153,7 @@ function contractSeeds (ccrfp: RecordSeeds): Record<ContractKind, RecordSeeds> {
   }, b)
   const ccb2 = signRecord(CcbType, {
     embed: strongRefTo(rfp2),
-    bid: { cost: (1n << 64n) - 1n, currency: 'wei', frequency: 'one-time', prepay: true, x402: { base_url: 'https://pay.example.org/x402' } },
+    bid: { cost: (1n << 64n) - 1n, currency: 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', frequency: 'one-time', prepay: true, x402: { base_url: 'https://pay.example.org/x402' } },
     wif: { issuer_uri: 'https://issuer.example.org', to_issue: 'token', token_path: '/run/token', url_path: '/wif', url_route: 'a/b', subject: 'sub' },
     provider: c.did,
     createdAtUnixSecs: T0 + 6,

@@ -21,7 +21,7 @@ describe('contract cross-checks', () => {
   const ccr = makeCcr(rfp, ccb, ccba)
 
   it('a well-formed chain passes', () => {
-    assert.deepEqual([...CONTRACT_ERROR_CODES].sort(), ['CONTRACT_BAD_ARGUMENT', 'CONTRACT_EXPIRED', 'CONTRACT_REF_MISMATCH', 'CONTRACT_TERMS_MISMATCH', 'CONTRACT_WRONG_AUTHOR'])
+    assert.deepEqual([...CONTRACT_ERROR_CODES].sort(), ['CONTRACT_BAD_ARGUMENT', 'CONTRACT_EXPIRED', 'CONTRACT_PAYMENT_MISMATCH', 'CONTRACT_REF_MISMATCH', 'CONTRACT_TERMS_MISMATCH', 'CONTRACT_WRONG_AUTHOR'])
     assert.equal(twin.uri, rfp.uri)
     assert.ok(!twin.cid.equals(rfp.cid))
     checkCcb(ccb, rfp, T0 + 10)
