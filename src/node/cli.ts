@@ -246,6 +246,8 @@ export function buildProgram (run: CliRun = new CliRun(processIo)): Command {
         `  attest:   ${config.attest.provider === 'simulated' ? 'SIMULATED TDX quotes under the TEST-ONLY devnet root (not production evidence)' : config.attest.provider === 'configfs-tsm' ? 'TDX quotes from configfs-tsm' : 'no quote provider (Software only)'}; requires ${config.attest.require} of peers${config.attest.production ? '; production (Intel root only)' : ''}`,
         `  data:     ${join(config.dataDir)}`,
         `  api:      ${node.apiUrl ?? 'off'} (token in ${join(config.dataDir, 'api.json')})`,
+        ...(node.services.publicHttp.started ? [`  http:     ${node.services.publicHttp.url} (${[node.services.wif.enabled ? 'workload identity issuer /wif' : '', node.services.payments.terms !== undefined && config.roles.includes('provider') ? 'x402 payments /x402' : ''].filter((x) => x !== '').join(', ')})`] : []),
+        ...(node.services.payments.address !== undefined ? [`  payment:  ${node.services.payments.terms?.network ?? ''} token ${config.payment?.asset ?? ''}, this node's EVM address ${node.services.payments.address} (key in ${join(config.dataDir, 'evm.key')})`] : []),
         ...node.libp2p.getMultiaddrs().map((a) => `  listen:   ${a.toString()}`),
         `  join it:  cmesh start --data <other dir> --bootstrap ${node.libp2p.getMultiaddrs()[0]?.toString() ?? '<addr>'}`,
         '  see it:   cmesh cards   |   cmesh audit   |   cmesh status   (Ctrl-C stops)',

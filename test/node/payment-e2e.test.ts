@@ -170,6 +170,32 @@ describe('x402 payment on anvil', () => {
     assert.equal(bob.services.fleet.fleet.used('local').instances, instancesBefore + 1)
   })
 
+  it('an accept nobody pays for fails PAYMENT_MISSING when its window closes, and its capacity goes back', async () => {
+    const carol = await mesh.node({ roles: ['provider'], payment: { chainId: chain.chainId, rpcUrl: chain.rpcUrl, asset: chain.token.address, assetName: chain.token.name, windowSecs: 10 } })
+    await mesh.connect(alice, carol)
+    await waitFor('Alice holds Carol\'s card', () => alice.collection.get(carol.identity.did, nowSecs())?.value.payment !== undefined)
+    const toCarol = alice.libp2p.getConnections(carol.libp2p.peerId)[0] as Connection
+    await alice.services.attestation.attest.attest(toCarol).catch(() => {})
+    const rfp = await alice.services.requester.publishRfp(rfpFields())
+    const answer = await bid().requestBid(toCarol, rfp.bytes)
+    assert.ok('ccb' in answer)
+    const ccb = decodeRecord(answer.ccb, [CcbType])
+    const key = await generateReceiptKeyPair()
+    const ccba = signRecord(CcbaType, {
+      embed: strongRefTo(rfp), bid: strongRefTo(ccb), requester: alice.identity.did, createdAtUnixSecs: nowSecs(),
+      cmesh: { receiptKey: key.publicKey, userData: await sealBytes(USER_DATA, ccb.value.cmesh.sealKey, USER_DATA_INFO, ccb.cid.bytes) }
+    }, alice.identity)
+    const due = await bid().accept(toCarol, ccba.bytes)
+    assert.ok('payment' in due)
+    const held = () => ((carol.services.provider as any).ledger.toJSON().holds as unknown[]).length
+    assert.equal(held(), 1, 'the accepted bid holds its capacity while it waits')
+    await waitFor('the payment window closes', async () => (await storedState(carol, ccba)).state === 'failed', 30_000)
+    assert.equal((await storedState(carol, ccba)).error?.code, 'PAYMENT_MISSING')
+    assert.equal(held(), 0, 'its capacity went back')
+    assert.equal((await fetch(due.payment.url)).status, 404, 'nothing left to pay')
+    assert.equal(carol.services.fleet.fleet.used('local').instances, 0)
+  })
+
   async function storedState (node: CmeshNode, ccba: SignedCcba) {
     return decodeContract(await storeOf(node).get('contracts', contractKey('provider', ccba.cid.toString())) as Uint8Array)
   }

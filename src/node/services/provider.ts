@@ -55,7 +55,7 @@ const PROGRESS_STAGES: Record<ProvisionProgress['type'], string> = {
 interface OpenBid { rfp: SignedCcrfp, ccb: SignedCcb, sealKey: Uint8Array, requester: Did }
 /** An accepted bid on its way to a machine: the stored contract, its bid and the accept as first sent. */
 interface Grantable { base: StoredContract, bid: OpenBid, ccba: SignedCcba, started: number }
-interface AwaitingPayment extends Grantable { userData: Uint8Array, url: string, deadlineUnixSecs: number }
+interface AwaitingPayment extends Grantable { userData: Uint8Array, url: string, deadlineUnixSecs: number, recorded: Promise<void> }
 
 export type ProviderErrorCode = 'USER_DATA_UNSEALABLE' | 'USER_DATA_MISMATCH' | 'RECEIPT_KEY_INVALID'
 export class ProviderError extends CmeshError<ProviderErrorCode> {}
@@ -141,7 +141,12 @@ export class ProviderService implements Startable {
       // Whatever its state, this grant has been handled: the fleet never provisions it again.
       if (c.backend !== undefined) this.fleet.remember(c.id, c.backend)
       const local = c.backend !== undefined && this.fleet.get(c.backend)?.kind === 'local'
-      if (c.state === 'awaiting-payment') await this.save({ ...c, state: 'failed', error: { code: 'PAYMENT_MISSING', detail: 'the provider restarted before this accept was paid' } })
+      if (c.state === 'awaiting-payment') {
+        // Nothing was paid and nothing runs: the capacity goes back.
+        this.ledger.release(reservationIdFor(decodeRecord(c.rfp, [CcrfpType])))
+        await this.persistLedger()
+        await this.save({ ...c, state: 'failed', error: { code: 'PAYMENT_MISSING', detail: 'the provider restarted before this accept was paid' } })
+      }
       else if (c.state === 'paid') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted after payment settled and before provisioning; it will not provision this grant (the payment stands: settle it with the provider)' } })
       else if (c.state === 'provisioning' || c.state === 'accepted') await this.save({ ...c, state: 'interrupted', error: { code: 'GRANT_INTERRUPTED', detail: 'the provider restarted while provisioning; it will not provision this grant again' } })
       else if (c.state === 'ready' && local) await this.save({ ...c, state: 'ended', error: { code: 'INSTANCE_ENDED', detail: 'the local dev backend\'s instances end with the node' } })
@@ -277,14 +282,15 @@ export class ProviderService implements Startable {
     if (!paid) return await this.provisionGrant(contract, ccba, userData, progress, signal)
     const deadline = now + window
     const charge = this.init.payments.expect({ uri: ccba.uri, cid: id }, bid.ccb.value.bid.cost, deadline)
-    this.awaiting.set(id, { ...contract, userData, url: charge.url, deadlineUnixSecs: deadline })
-    charge.done.then(
-      async (payment) => { await this.save({ ...base, state: 'paid', payment }) },
+    // Settled: `paid` on disk before the paid accept is taken (fulfilPaid waits for this write, so it never lands after a later state).
+    const recorded = charge.done.then(
+      async (payment) => { if (this.awaiting.has(id)) await this.save({ ...base, state: 'paid', payment }) },
       async (err) => {
         if (!this.awaiting.delete(id)) return
         await this.fail(contract, err)
       }
     ).catch((err) => { this.components.log.warn(`grant ${id}: ${errorText(err)}`) })
+    this.awaiting.set(id, { ...contract, userData, url: charge.url, deadlineUnixSecs: deadline, recorded })
     progress('awaiting-payment')
     return { payment: { url: charge.url, deadlineUnixSecs: deadline } }
   }
@@ -317,7 +323,9 @@ export class ProviderService implements Startable {
       // The payment may still come (or be named right): the grant keeps waiting until its window closes.
       return { failed: { code: err instanceof CmeshError ? err.code : 'CONTRACT_INVALID', detail: errorText(err).slice(0, 512) } }
     }
-    this.awaiting.delete(id)
+    await pending.recorded
+    // Two paid accepts racing for one grant: only the first provisions.
+    if (!this.awaiting.delete(id)) return { failed: { code: 'GRANT_IN_PROGRESS', detail: 'this grant is already being provisioned' } }
     const payment = this.init.payments.settlement(id) as StoredPayment
     const contract: Grantable = { ...pending, base: { ...pending.base, state: 'provisioning', ccba: ccba.bytes, ccbap: ccbap.bytes, payment } }
     await this.save(contract.base)
