@@ -59,7 +59,8 @@ export interface ContractHandlers {
 
 export interface ContractProtocolInit {
   network: string
-  handlers: ContractHandlers
+  /** What this node serves; without them the instance only sends (a client), and start() registers nothing. */
+  handlers?: ContractHandlers
   /** ms; rate limiting only. */
   now?: () => number
   log?: (line: string) => void
@@ -84,11 +85,12 @@ export class ContractProtocol {
   }
 
   async start (): Promise<void> {
+    if (this.init.handlers === undefined) return
     await this.registrar.handle(this.protocol, (stream, connection) => { void this.serve(stream, connection.remotePeer) }, { maxInboundStreams: CONTRACT_MAX_STREAMS, maxOutboundStreams: CONTRACT_MAX_STREAMS })
   }
 
   async stop (): Promise<void> {
-    await this.registrar.unhandle(this.protocol)
+    if (this.init.handlers !== undefined) await this.registrar.unhandle(this.protocol)
   }
 
   /** Provider: one heartbeat to the requester; resolves once it was accepted. */
@@ -138,7 +140,7 @@ export class ContractProtocol {
   }
 
   private async serve (stream: Stream, peer: PeerId): Promise<void> {
-    const handlers = this.init.handlers
+    const handlers = this.init.handlers as ContractHandlers
     if (this.limiter.take(peer.toString(), this.init.now?.() ?? Date.now()) !== 'ok') {
       stream.abort(new Error('over the contract protocol rate limit'))
       return

@@ -2,8 +2,9 @@
  * A contract after its receipt, in one process: Bob provides (local backend, heartbeats every
  * second, a clock the test can move), Alice buys. Heartbeats reach Alice with usage; Alice ends a
  * contract early through the CLI; a silent Bob is marked unresponsive and ready again when he
- * speaks; strangers and replays are refused; and a contract ends by itself at valid-to, with the
- * same EXPIRED record on both sides and the machine gone.
+ * speaks; strangers and replays are refused; a contract ends by itself at valid-to, with the same
+ * EXPIRED record on both sides and the machine gone; a machine lost under Bob ends as
+ * PROVIDER_FAULT, and one his restart ended as PROVIDER_SHUTDOWN.
  */
 import '../../src/node/polyfills.js'
 import { describe, it, before, after } from 'node:test'
@@ -75,7 +76,7 @@ describe('contract lifecycle (in-process)', () => {
   async function buy (durationSecs: number): Promise<{ id: string, grant: string, port: number }> {
     const rfp = await alice.services.requester.create({
       cpus: 1, mem: '256M', disk: '1G', network: '1G', role: 'default',
-      cmesh: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 18n, durationSecs, bidWindowSecs: 1 },
+      cmesh: { scheme: 'vm.ssh', tdx: false, floor: 'Software', priceCapWei: 10n ** 18n, durationSecs, bidWindowSecs: 3 },
       userData: new TextEncoder().encode('echo up > up.txt\n')
     })
     const id = rfp.cid.toString()
@@ -139,7 +140,7 @@ describe('contract lifecycle (in-process)', () => {
 
   it('refuses a heartbeat from anyone but the contract\'s provider, a replayed one, and a stranger\'s request to end it', async () => {
     const { id, grant } = await buy(600)
-    const view = await heartbeatSeen(id)
+    await heartbeatSeen(id)
     const held = await stored(alice, 'requester', id)
     const bobs = held.heartbeat as Uint8Array
     const refusedWith = (code: string) => (err: unknown) => err instanceof LifecycleError && err.code === 'LIFECYCLE_REFUSED' && err.meta.code === code
@@ -162,7 +163,6 @@ describe('contract lifecycle (in-process)', () => {
     await assert.rejects(eve.services.contractWatch.client.requestTermination(bob.libp2p.peerId, request.bytes), refusedWith('LIFECYCLE_UNKNOWN_CONTRACT'))
     assert.equal(((await bob.services.contractWatch.show(grant)) as any).state, 'ready', 'still running')
     assert.ok(((await alice.metrics.heartbeats.get()).values.find((v) => v.labels.direction === 'received' && v.labels.outcome === 'LIFECYCLE_UNKNOWN_CONTRACT')?.value ?? 0) >= 2)
-    assert.equal(view.state, 'ready')
     await alice.services.contractWatch.terminate(id)
   })
 
@@ -180,6 +180,37 @@ describe('contract lifecycle (in-process)', () => {
     await waitFor('heartbeats resume and the contract is ready again', async () => ((await alice.services.contractWatch.show(id)) as any).state === 'ready', 20_000, 100)
     assert.equal((await alice.metrics.contractsUnresponsive.get()).values[0]?.value, 0)
     await alice.services.contractWatch.terminate(id)
+  })
+
+  it('a machine that vanishes under the provider ends the contract as PROVIDER_FAULT', async () => {
+    const { id, grant, port } = await buy(600)
+    await heartbeatSeen(id)
+    const instance = bob.services.fleet.fleet.owner(grant)?.instance
+    assert.ok(instance !== undefined)
+    // Behind the lifecycle's back: the backend ends the machine itself.
+    await bob.services.fleet.fleet.get('local')?.terminate(instance)
+    await waitFor('Alice holds the termination', async () => ((await alice.services.contractWatch.show(id)) as any).state === 'ended', 20_000, 100)
+    const mine = await alice.services.contractWatch.show(id) as any
+    assert.equal(mine.termination.reason, 'PROVIDER_FAULT')
+    assert.match(mine.termination.detail, /gone/)
+    assert.equal(((await bob.services.contractWatch.show(grant)) as any).termination.cid, mine.termination.cid)
+    assert.equal(await listening(port), false)
+  })
+
+  it('a provider restart that ended a local machine tells the requester PROVIDER_SHUTDOWN once it is back', async () => {
+    const { id, grant } = await buy(600)
+    await heartbeatSeen(id)
+    const dataDir = bob.config.dataDir
+    await mesh.stopNode(bob)
+    bob = await mesh.node({ roles: ['provider'], card, lifecycle }, { dataDir, now: () => Date.now() + skewMs })
+    await mesh.connect(alice, bob)
+    await waitFor('Alice holds the termination', async () => ((await alice.services.contractWatch.show(id)) as any).state === 'ended', 20_000, 100)
+    const mine = await alice.services.contractWatch.show(id) as any
+    assert.equal(mine.termination.reason, 'PROVIDER_SHUTDOWN')
+    const theirs = await bob.services.contractWatch.show(grant) as any
+    assert.equal(theirs.state, 'ended')
+    assert.equal(theirs.termination.cid, mine.termination.cid)
+    assert.deepEqual(theirs.error, { code: 'PROVIDER_SHUTDOWN', detail: theirs.termination.detail })
   })
 
   it('a contract ends at valid-to with the same EXPIRED record on both sides, and the machine is gone', async () => {

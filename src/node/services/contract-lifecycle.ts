@@ -149,7 +149,9 @@ export class ContractLifecycle implements Startable {
       // The provider service found this grant's machine gone with the last run of this node: say so, signed.
       const parties = storedParties(c)
       if (parties === undefined) return
-      const record = this.sign(parties, 'PROVIDER_SHUTDOWN', 'the provider\'s node stopped, and the machine with it', now, c.startedAtUnixSecs !== undefined ? { uptimeSecs: Math.max(0, c.updatedAtUnixSecs - c.startedAtUnixSecs) } : undefined)
+      // Uptime up to the last heartbeat sent: the machine ran at least that long, and when it stopped is not known.
+      const started = c.startedAtUnixSecs
+      const record = this.sign(parties, 'PROVIDER_SHUTDOWN', 'the provider\'s node stopped, and the machine with it', now, started !== undefined ? { uptimeSecs: Math.max(0, (c.lastHeartbeatUnixSecs ?? started) - started) } : undefined)
       await updateContract(this.components, 'provider', c.id, (fresh) => fresh.termination === undefined ? { ...fresh, termination: record.bytes, error: { code: 'PROVIDER_SHUTDOWN', detail: record.value.detail } } : undefined)
       this.components.metrics.terminations.inc({ reason: 'PROVIDER_SHUTDOWN', by: 'provider' })
       this.deliver(c.id, c.counterparty, record.bytes, now, this.components.config.lifecycle.heartbeatSecs)

@@ -54,14 +54,7 @@ export class ContractWatch implements Startable {
   private stopping = new AbortController()
 
   constructor (private readonly components: NodeComponents) {
-    this.client = new ContractProtocol(components.libp2p, {
-      network: components.config.network,
-      handlers: {
-        onHeartbeat: async () => { throw new LifecycleError('LIFECYCLE_UNKNOWN_CONTRACT', 'not served here') },
-        onTerminated: async () => { throw new LifecycleError('LIFECYCLE_UNKNOWN_CONTRACT', 'not served here') },
-        onTerminate: async () => { throw new LifecycleError('LIFECYCLE_UNKNOWN_CONTRACT', 'not served here') }
-      }
-    })
+    this.client = new ContractProtocol(components.libp2p, { network: components.config.network })
   }
 
   private get signal (): AbortSignal {
@@ -116,16 +109,23 @@ export class ContractWatch implements Startable {
     if (parties !== undefined) this.byCcba.set(parties.ccba.cid.toString(), c.id)
   }
 
-  /** Expects heartbeats for a ready contract (idempotent). valid-to comes from the receipt, opened once and kept. */
+  /**
+   * Expects heartbeats for a ready contract (idempotent). valid-to comes from the receipt; it is
+   * stored with the first heartbeat, not here: the requester service saves the contract right
+   * after announcing it ready, and a write now could land between its read and its write.
+   */
   private async watch (c: StoredContract): Promise<void> {
     if (this.watched.has(c.id)) return
     const parties = storedParties(c)
     if (parties === undefined) return
     let validTo = c.validToUnixSecs
     if (validTo === undefined && c.receipt !== undefined && c.receiptKey !== undefined && c.ccr !== undefined) {
-      validTo = (await openReceipt(c.receipt, c.receiptKey, decodeRecord(c.ccr, [CcrType]).cid.bytes)).validToUnixSecs
-      const known = validTo
-      await this.serial.run(c.id, async () => await updateContract(this.components, 'requester', c.id, (fresh) => fresh.validToUnixSecs === undefined ? { ...fresh, validToUnixSecs: known } : undefined))
+      try {
+        validTo = (await openReceipt(c.receipt, c.receiptKey, decodeRecord(c.ccr, [CcrType]).cid.bytes)).validToUnixSecs
+      } catch (err) {
+        // Watched all the same: only the end after valid-to goes unnoticed.
+        this.components.log.warn(`contract ${c.id}: its valid-to is unknown (${errorText(err)})`)
+      }
     }
     const last = c.heartbeat !== undefined ? decodeRecord(c.heartbeat, [HeartbeatType]).value : undefined
     this.watched.set(c.id, {
@@ -221,8 +221,14 @@ export class ContractWatch implements Startable {
         const lastSeq = c.heartbeat !== undefined ? decodeRecord(c.heartbeat, [HeartbeatType]).value.seq : undefined
         checkHeartbeat(hb, parties, lastSeq, now)
         const resumed = c.state === 'unresponsive'
-        const stored = await updateContract(this.components, 'requester', c.id, (fresh) => ({ ...fresh, heartbeat: hb.bytes, lastHeartbeatUnixSecs: now, ...(fresh.state === 'unresponsive' ? { state: 'ready' as const } : {}) }))
         const w = this.watched.get(c.id)
+        const stored = await updateContract(this.components, 'requester', c.id, (fresh) => ({
+          ...fresh,
+          heartbeat: hb.bytes,
+          lastHeartbeatUnixSecs: now,
+          ...(fresh.validToUnixSecs === undefined && w?.validTo !== undefined ? { validToUnixSecs: w.validTo } : {}),
+          ...(fresh.state === 'unresponsive' ? { state: 'ready' as const } : {})
+        }))
         if (w !== undefined) {
           w.lastBeat = now
           w.periodSecs = hb.value.periodSecs
