@@ -176,15 +176,7 @@ describe('x402 payment on anvil', () => {
     await waitFor('Alice holds Carol\'s card', () => alice.collection.get(carol.identity.did, nowSecs())?.value.payment !== undefined)
     const toCarol = alice.libp2p.getConnections(carol.libp2p.peerId)[0] as Connection
     await alice.services.attestation.attest.attest(toCarol).catch(() => {})
-    const rfp = await alice.services.requester.publishRfp(rfpFields())
-    const answer = await bid().requestBid(toCarol, rfp.bytes)
-    assert.ok('ccb' in answer)
-    const ccb = decodeRecord(answer.ccb, [CcbType])
-    const key = await generateReceiptKeyPair()
-    const ccba = signRecord(CcbaType, {
-      embed: strongRefTo(rfp), bid: strongRefTo(ccb), requester: alice.identity.did, createdAtUnixSecs: nowSecs(),
-      cmesh: { receiptKey: key.publicKey, userData: await sealBytes(USER_DATA, ccb.value.cmesh.sealKey, USER_DATA_INFO, ccb.cid.bytes) }
-    }, alice.identity)
+    const { ccba } = await acceptedBid(toCarol)
     const due = await bid().accept(toCarol, ccba.bytes)
     assert.ok('payment' in due)
     const held = () => ((carol.services.provider as any).ledger.toJSON().holds as unknown[]).length
@@ -200,9 +192,9 @@ describe('x402 payment on anvil', () => {
     return decodeContract(await storeOf(node).get('contracts', contractKey('provider', ccba.cid.toString())) as Uint8Array)
   }
 
-  async function acceptedBid (): Promise<{ rfp: SignedCcrfp, ccb: SignedCcb, ccba: SignedCcba }> {
+  async function acceptedBid (to: Connection = conn): Promise<{ rfp: SignedCcrfp, ccb: SignedCcb, ccba: SignedCcba }> {
     const rfp = await alice.services.requester.publishRfp(rfpFields())
-    const answer = await bid().requestBid(conn, rfp.bytes)
+    const answer = await bid().requestBid(to, rfp.bytes)
     assert.ok('ccb' in answer, 'Bob bids')
     const ccb = decodeRecord(answer.ccb, [CcbType])
     const key = await generateReceiptKeyPair()

@@ -50,6 +50,8 @@ interface Charge {
   deadlineUnixSecs: number
   settled?: StoredPayment & { response: string }
   settling?: Promise<PublicResponse>
+  /** The caller records the settlement (on disk) before the payer hears it is paid. */
+  onSettled: (payment: StoredPayment) => Promise<void>
   resolve: (payment: StoredPayment) => void
   reject: (err: Error) => void
   done: Promise<StoredPayment>
@@ -125,7 +127,7 @@ export class PaymentService implements Startable {
    * Provider: opens the charge for an accepted bid. Resolves with the settlement, or rejects with
    * PAYMENT_MISSING once `deadlineUnixSecs` passes (the caller's timer; see `lapse`).
    */
-  expect (ccba: { uri: string, cid: string }, amount: bigint, deadlineUnixSecs: number): { url: string, requirements: ExactRequirements, done: Promise<StoredPayment> } {
+  expect (ccba: { uri: string, cid: string }, amount: bigint, deadlineUnixSecs: number, onSettled: (payment: StoredPayment) => Promise<void>): { url: string, requirements: ExactRequirements, done: Promise<StoredPayment> } {
     const p = this.components.config.payment
     const terms = this.terms
     if (p === undefined || terms === undefined) throw new PaymentError('PAYMENT_UNAVAILABLE', 'this node has no payment config')
@@ -134,7 +136,7 @@ export class PaymentService implements Startable {
     let reject!: (err: Error) => void
     const done = new Promise<StoredPayment>((res, rej) => { resolve = res; reject = rej })
     done.catch(() => {})
-    this.charges.set(ccba.cid, { uri: ccba.uri, cid: ccba.cid, requirements, deadlineUnixSecs, resolve, reject, done })
+    this.charges.set(ccba.cid, { uri: ccba.uri, cid: ccba.cid, requirements, deadlineUnixSecs, onSettled, resolve, reject, done })
     for (const [key, charge] of this.charges) if (this.charges.size > MAX_CHARGES && charge.settled !== undefined) this.charges.delete(key)
     return { url: x402ResourceUrl(this.baseUrl, ccba.uri, ccba.cid), requirements, done }
   }
@@ -148,7 +150,8 @@ export class PaymentService implements Startable {
   /** Provider: ends a charge nobody paid in time. */
   lapse (ccbaCid: string): void {
     const charge = this.charges.get(ccbaCid)
-    if (charge === undefined || charge.settled !== undefined) return
+    // A settlement in flight is let finish: the payer's money may already be moving.
+    if (charge === undefined || charge.settled !== undefined || charge.settling !== undefined) return
     this.charges.delete(ccbaCid)
     charge.reject(new PaymentError('PAYMENT_MISSING', 'no payment settled before the payment window closed'))
   }
@@ -213,14 +216,29 @@ export class PaymentService implements Startable {
     }
     const payer = (settled.payer ?? auth.from as string).toLowerCase()
     const txid = settled.transaction.toLowerCase()
-    // Our own check, not the facilitator's word: the transfer is on chain, exactly as asked.
-    await this.findTransfer(txid, { from: payer, to: charge.requirements.payTo, amount: BigInt(charge.requirements.amount) })
+    // Our own check, not the facilitator's word: the transfer is on chain, exactly as asked (a lagging RPC read is retried).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.findTransfer(txid, { from: payer, to: charge.requirements.payTo, amount: BigInt(charge.requirements.amount) })
+        break
+      } catch (err) {
+        const transient = err instanceof PaymentError && (err.code === 'PAYMENT_NOT_ON_CHAIN' || err.code === 'PAYMENT_CHAIN_UNREACHABLE')
+        if (!transient || attempt >= 5) {
+          this.components.log.error(`settlement ${txid} for ${charge.uri} reported success but the chain does not show it: ${errorText(err)}`)
+          throw err
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt))
+      }
+    }
     if (this.settledTx.has(txid)) throw new PaymentError('PAYMENT_TXID_REUSED', `transaction ${txid} already paid for another accept`)
     this.settledTx.add(txid)
-    charge.settled = { txid, payer, network: charge.requirements.network, amount: charge.requirements.amount, response: encodePaymentResponseHeader(settled) }
+    const payment: StoredPayment = { txid, payer, network: charge.requirements.network, amount: charge.requirements.amount }
     metrics.payments.inc({ role: 'provider', outcome: 'settled' })
     this.components.log.info(`payment settled for ${charge.uri}: ${txid}`)
-    charge.resolve(this.settlement(charge.cid) as StoredPayment)
+    // Recorded by the caller first; only then is the charge settled for anyone asking (a paid accept, a second GET).
+    await charge.onSettled(payment).catch((err) => { this.components.log.warn(`recording payment ${txid}: ${errorText(err)}`) })
+    charge.settled = { ...payment, response: encodePaymentResponseHeader(settled) }
+    charge.resolve(payment)
     return this.paidResponse(charge)
   }
 

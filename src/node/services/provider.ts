@@ -55,7 +55,7 @@ const PROGRESS_STAGES: Record<ProvisionProgress['type'], string> = {
 interface OpenBid { rfp: SignedCcrfp, ccb: SignedCcb, sealKey: Uint8Array, requester: Did }
 /** An accepted bid on its way to a machine: the stored contract, its bid and the accept as first sent. */
 interface Grantable { base: StoredContract, bid: OpenBid, ccba: SignedCcba, started: number }
-interface AwaitingPayment extends Grantable { userData: Uint8Array, url: string, deadlineUnixSecs: number, recorded: Promise<void> }
+interface AwaitingPayment extends Grantable { userData: Uint8Array, url: string, deadlineUnixSecs: number }
 
 export type ProviderErrorCode = 'USER_DATA_UNSEALABLE' | 'USER_DATA_MISMATCH' | 'RECEIPT_KEY_INVALID'
 export class ProviderError extends CmeshError<ProviderErrorCode> {}
@@ -281,16 +281,15 @@ export class ProviderService implements Startable {
     }
     if (!paid) return await this.provisionGrant(contract, ccba, userData, progress, signal)
     const deadline = now + window
-    const charge = this.init.payments.expect({ uri: ccba.uri, cid: id }, bid.ccb.value.bid.cost, deadline)
-    // Settled: `paid` on disk before the paid accept is taken (fulfilPaid waits for this write, so it never lands after a later state).
-    const recorded = charge.done.then(
-      async (payment) => { if (this.awaiting.has(id)) await this.save({ ...base, state: 'paid', payment }) },
-      async (err) => {
-        if (!this.awaiting.delete(id)) return
-        await this.fail(contract, err)
-      }
-    ).catch((err) => { this.components.log.warn(`grant ${id}: ${errorText(err)}`) })
-    this.awaiting.set(id, { ...contract, userData, url: charge.url, deadlineUnixSecs: deadline, recorded })
+    // Settled: `paid` is on disk before the payer hears so (and so before any paid accept is taken).
+    const charge = this.init.payments.expect({ uri: ccba.uri, cid: id }, bid.ccb.value.bid.cost, deadline, async (payment) => {
+      if (this.awaiting.has(id)) await this.save({ ...base, state: 'paid', payment })
+    })
+    charge.done.catch(async (err) => {
+      if (!this.awaiting.delete(id)) return
+      await this.fail(contract, err)
+    }).catch((err) => { this.components.log.warn(`grant ${id}: ${errorText(err)}`) })
+    this.awaiting.set(id, { ...contract, userData, url: charge.url, deadlineUnixSecs: deadline })
     progress('awaiting-payment')
     return { payment: { url: charge.url, deadlineUnixSecs: deadline } }
   }
@@ -323,7 +322,6 @@ export class ProviderService implements Startable {
       // The payment may still come (or be named right): the grant keeps waiting until its window closes.
       return { failed: { code: err instanceof CmeshError ? err.code : 'CONTRACT_INVALID', detail: errorText(err).slice(0, 512) } }
     }
-    await pending.recorded
     // Two paid accepts racing for one grant: only the first provisions.
     if (!this.awaiting.delete(id)) return { failed: { code: 'GRANT_IN_PROGRESS', detail: 'this grant is already being provisioned' } }
     const payment = this.init.payments.settlement(id) as StoredPayment
