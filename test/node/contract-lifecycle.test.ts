@@ -130,6 +130,10 @@ describe('contract lifecycle (in-process)', () => {
     assert.equal(theirs.termination.usage.memMiB, 256)
     assert.equal(bob.services.fleet.fleet.owner(grant)?.instance, undefined, 'the fleet holds no machine for it')
     assert.equal(await listening(port), false, 'the machine no longer listens')
+    const holds = () => ((bob.services.provider as any).ledger.toJSON().holds as Array<{ id: string }>).length
+    await waitFor('Bob\'s capacity comes back now, not at valid-to', () => holds() === 0, 10_000)
+    const status = await alice.services.requester.status(id) as any
+    assert.equal(status.state, 'ended', '`cmesh rfp status` shows the contract\'s life, not the flow\'s last step')
 
     // Asked again: the same record, nothing else happens.
     const again = await alice.services.contractWatch.terminate(id)

@@ -79,6 +79,7 @@ export class ProviderService implements Startable {
     return this.init.fleet.fleet
   }
   private timer: NodeJS.Timeout | undefined
+  private unsubscribe: (() => void) | undefined
 
   constructor (private readonly components: NodeComponents, private readonly init: { attestation: AttestationService, ownCard: OwnCard, fleet: FleetService, payments: PaymentService, wif: WifIssuer }) {
     const { config, log } = components
@@ -120,12 +121,20 @@ export class ProviderService implements Startable {
       }
     }
     await this.recover()
+    // A contract that ended early (terminated, faulted) gives its capacity back now, not at its valid-to.
+    this.unsubscribe = this.components.events.subscribe((event) => {
+      const data = event.data as { role?: string, state?: string, id?: string }
+      if (event.type === 'contract' && data.role === 'provider' && data.state === 'ended' && typeof data.id === 'string') {
+        this.releaseGrant(data.id).catch((err) => { log.warn(`releasing the capacity of ${data.id as string}: ${errorText(err)}`) })
+      }
+    })
     await this.bid.start()
     if (config.roles.includes('provider')) this.timer = every(5, () => { this.expireBids(); this.lapsePayments() })
   }
 
   async stop (): Promise<void> {
     clearInterval(this.timer)
+    this.unsubscribe?.()
     await this.bid.stop()
     // The fleet service (started before this one) ends the instances when it stops.
   }
@@ -155,6 +164,12 @@ export class ProviderService implements Startable {
     }
     // Machines for grants with no live contract here (a crash mid-provisioning) are ended, not left running.
     await this.init.fleet.reapOrphans(live)
+  }
+
+  private async releaseGrant (id: string): Promise<void> {
+    const held = await this.components.store.get('contracts', contractKey('provider', id))
+    if (held === undefined) return
+    if (this.ledger.release(reservationIdFor(decodeRecord(decodeContract(held).rfp, [CcrfpType])))) await this.persistLedger()
   }
 
   private async save (c: StoredContract): Promise<void> {

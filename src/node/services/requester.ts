@@ -97,19 +97,23 @@ export class Requester implements Startable {
       const held = await this.components.store.get('contracts', contractKey('requester', id))
       if (held === undefined) return undefined
       const c = decodeContract(held)
-      return { id, state: c.state, bids: [], declines: [], refused: [], ...(c.counterparty !== undefined ? { chosen: { provider: c.counterparty, costWei: c.costWei } } : {}), progress: c.progress, ...(c.error !== undefined ? { error: c.error } : {}) }
+      return { id, state: c.state, bids: [], declines: [], refused: [], ...(c.counterparty !== undefined ? { chosen: { provider: c.counterparty, costWei: c.costWei } } : {}), ...(c.payment !== undefined ? { payment: c.payment } : {}), progress: c.progress, ...(c.error !== undefined ? { error: c.error } : {}) }
     }
     const levels = this.deps.verifiedLevels.levels
+    // Once the flow has its machine, the contract's life (heartbeats, unresponsive, ended) is on disk.
+    const stored = flow.state === 'ready' ? await this.components.store.get('contracts', contractKey('requester', id)) : undefined
+    const life = stored !== undefined ? decodeContract(stored) : undefined
     return {
       id,
       uri: flow.rfp.uri,
-      state: flow.state,
+      state: life?.state ?? flow.state,
+      ...(life?.payment !== undefined ? { payment: life.payment } : {}),
       bids: [...flow.bids.values()].map(({ ccb }) => ({ provider: ccb.value.provider, ccb: ccb.cid.toString(), costWei: ccb.value.bid.cost.toString(), verified: levels.get(ccb.value.provider)?.level ?? 'Software', simulated: levels.get(ccb.value.provider)?.simulated ?? false, backend: ccb.value.cmesh.backend, region: ccb.value.cmesh.region, expiresAtUnixSecs: ccb.value.cmesh.expiresAtUnixSecs })),
       declines: flow.declines,
       refused: flow.refused,
       ...(flow.chosen !== undefined ? { chosen: { provider: flow.chosen, costWei: flow.bids.get(flow.chosen)?.ccb.value.bid.cost.toString() } } : {}),
       progress: flow.progress,
-      ...(flow.error !== undefined ? { error: flow.error } : {})
+      ...((life?.error ?? flow.error) !== undefined ? { error: life?.error ?? flow.error } : {})
     }
   }
 
@@ -151,8 +155,9 @@ export class Requester implements Startable {
     flow.state = state
     if (error !== undefined) flow.error = error
     this.components.metrics.contracts.inc({ role: 'requester', state })
-    this.components.events.publish('contract', { id: flow.rfp.cid.toString(), role: 'requester', state, ...(error !== undefined ? { error } : {}) })
+    // On disk before anyone hears of it: a listener that writes the contract (the watch) reads this state.
     await this.save(flow)
+    this.components.events.publish('contract', { id: flow.rfp.cid.toString(), role: 'requester', state, ...(error !== undefined ? { error } : {}) })
   }
 
   /** The providers an RFP goes to: those meeting its floor first, then best verified level, then lowest fee; never this node. */
