@@ -24,24 +24,25 @@ export const MAX_CCB_TTL_SECS = 3600
 export const MAX_CCB_COST = (1n << 64n) - 1n
 
 /**
- * The lexicon leaves `currency` and `frequency` open ('USDC', 'monthly'…). We accept exactly one
- * pair for now: `cost` is the price of the whole contract duration in wei. Requester caps and
- * provider rate tables are in wei, and "price ≤ cap" or "cheapest first" only mean something when
- * every bid is in that unit; another currency or a recurring price would need an exchange rate or
- * metering that nothing here has yet. Widening the list is an additive change.
+ * The lexicon leaves `currency` and `frequency` open ('USDC', 'monthly'…). Currencies: `wei` — an
+ * unsettled market (no chain configured; nothing is paid) — or a CAIP-19 asset id
+ * (`eip155:<chainId>/erc20:<token>`): the cost is in that token's atomic units, paid with x402 at
+ * `x402.base_url`. Frequencies: `one-time` (`cost` is the whole contract) or `per-period` (`cost` is
+ * one period of `cmesh.periodSecs`; the contract is ⌈duration / period⌉ payments, a paid bid only).
+ * `prepay`: each payment is due at the start of what it pays for (the first before the machine is
+ * provisioned), else at its end. Caps and "cheapest first" compare the whole contract's cost
+ * (payment.ts totalCost). Widening either list is an additive change.
  */
 export const CCB_CURRENCIES = ['wei'] as const
-export const CCB_FREQUENCIES = ['one-time'] as const
+export const CCB_FREQUENCIES = ['one-time', 'per-period'] as const
+/** Bounds of a payment period: long enough to settle a payment on chain, at most a day. */
+export const MIN_PAYMENT_PERIOD_SECS = 10
+export const MAX_PAYMENT_PERIOD_SECS = 86_400
 
-/**
- * `wei`: an unsettled market (no chain configured; nothing is paid). A CAIP-19 asset id
- * (`eip155:<chainId>/erc20:<token>`): the cost is in that token's atomic units, paid with x402 at
- * `x402.base_url` before the machine is provisioned (`prepay`).
- */
 export type CcbCurrency = typeof CCB_CURRENCIES[number] | string
 
 export interface CcbBid {
-  /** Whole-contract price; a CBOR integer on the wire (not a string: the lexicon says number). */
+  /** The price of the contract (`one-time`) or of one period (`per-period`); a CBOR integer on the wire (the lexicon says number). */
   cost: bigint
   currency: CcbCurrency
   frequency: typeof CCB_FREQUENCIES[number]
@@ -74,6 +75,8 @@ export interface CcbTerms {
   sealKey: Uint8Array
   /** How often the provider sends a signed heartbeat while the contract runs. */
   heartbeatSecs?: number
+  /** A `per-period` bid's period; absent otherwise. */
+  periodSecs?: number
 }
 
 export interface Ccb {
@@ -122,7 +125,8 @@ const ccbSchema = z.strictObject({
     diskGiB: uint.min(1),
     durationSecs: uint.min(MIN_DURATION_SECS).max(MAX_DURATION_SECS),
     sealKey: bytes(32),
-    heartbeatSecs: uint.min(1).max(3600).optional()
+    heartbeatSecs: uint.min(1).max(3600).optional(),
+    periodSecs: uint.min(MIN_PAYMENT_PERIOD_SECS).max(MAX_PAYMENT_PERIOD_SECS).optional()
   })
 }) satisfies z.ZodType<Ccb, any>
 
@@ -165,7 +169,8 @@ export const CcbType: RecordType<Ccb> = {
       diskGiB: c.cmesh.diskGiB,
       durationSecs: c.cmesh.durationSecs,
       sealKey: c.cmesh.sealKey,
-      ...(c.cmesh.heartbeatSecs !== undefined ? { heartbeatSecs: c.cmesh.heartbeatSecs } : {})
+      ...(c.cmesh.heartbeatSecs !== undefined ? { heartbeatSecs: c.cmesh.heartbeatSecs } : {}),
+      ...(c.cmesh.periodSecs !== undefined ? { periodSecs: c.cmesh.periodSecs } : {})
     }
   }),
   author: (c) => c.provider,
@@ -175,10 +180,9 @@ export const CcbType: RecordType<Ccb> = {
     if (c.cmesh.expiresAtUnixSecs - c.createdAtUnixSecs > MAX_CCB_TTL_SECS) semantic(`lives longer than ${MAX_CCB_TTL_SECS} s`)
     // Paid in a token: there must be somewhere to pay, before anything is provisioned. Unsettled: nowhere.
     if (c.bid.currency === 'wei' && c.bid.x402.base_url !== '') semantic('a wei bid is unsettled and names no x402 endpoint')
-    if (isAssetId(c.bid.currency)) {
-      if (!/^https?:\/\/[^\s]+$/.test(c.bid.x402.base_url)) semantic('a paid bid needs an http(s) x402.base_url')
-      if (!c.bid.prepay) semantic('a paid bid is prepaid (per-period payment is not supported yet)')
-    }
+    if (c.bid.currency === 'wei' && (c.bid.frequency !== 'one-time' || c.bid.prepay)) semantic('a wei bid is unsettled: one-time, nothing prepaid')
+    if (isAssetId(c.bid.currency) && !/^https?:\/\/[^\s]+$/.test(c.bid.x402.base_url)) semantic('a paid bid needs an http(s) x402.base_url')
+    if ((c.bid.frequency === 'per-period') !== (c.cmesh.periodSecs !== undefined)) semantic('cmesh.periodSecs is given exactly for a per-period bid')
   }
 }
 

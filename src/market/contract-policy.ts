@@ -8,6 +8,7 @@
  * trust. Membership per mode: 'open' = anyone; 'only-me' = those I vouch directly; 'vouched' = my
  * vouched set; 'mutuals' = those I vouch who vouch me. I am always a member of my own set.
  */
+import { planOf, totalCost } from './payment.js'
 import type { Did } from './identity.js'
 import { ATTESTATION_LEVELS, levelRank, meets, type AttestationLevel } from './ladder.js'
 import { bytesEqual } from './bytes.js'
@@ -165,8 +166,8 @@ function effectiveLevel (bid: BidCandidate, policy: RequesterPolicy): Attestatio
 
 function compareBids (policy: RequesterPolicy) {
   return (a: BidCandidate, b: BidCandidate): number => {
-    const ca = a.ccb.value.bid.cost
-    const cb = b.ccb.value.bid.cost
+    const ca = totalCost(planOf(a.ccb.value))
+    const cb = totalCost(planOf(b.ccb.value))
     if (ca !== cb) return ca < cb ? -1 : 1
     const la = levelRank(effectiveLevel(a, policy))
     const lb = levelRank(effectiveLevel(b, policy))
@@ -216,8 +217,8 @@ export function choose (input: ChooseInput): Choice {
       refuse('BELOW_FLOOR', `verified ${level}${level !== bid.verifiedLevel ? ' (simulated evidence)' : ''} is below ${policy.floor}`)
       continue
     }
-    if (cap !== undefined && bid.ccb.value.bid.cost > cap) {
-      refuse('PRICE_OVER_CAP', `${weiToString(bid.ccb.value.bid.cost)} wei is over the cap ${weiToString(cap)} wei`)
+    if (cap !== undefined && totalCost(planOf(bid.ccb.value)) > cap) {
+      refuse('PRICE_OVER_CAP', `${weiToString(totalCost(planOf(bid.ccb.value)))} wei in all is over the cap ${weiToString(cap)} wei`)
       continue
     }
     if (expected !== undefined && (bid.measurements === undefined || !bytesEqual(bid.measurements, expected))) {

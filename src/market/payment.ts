@@ -88,3 +88,64 @@ export function sameRequirements (asked: ExactRequirements, accepted: unknown): 
     a.amount === asked.amount && a.maxTimeoutSeconds === asked.maxTimeoutSeconds &&
     extra?.name === asked.extra.name && extra?.version === asked.extra.version
 }
+
+/** What a bid's payments depend on (its `bid` and `cmesh` parts). */
+export interface PaymentPlan {
+  cost: bigint
+  frequency: 'one-time' | 'per-period'
+  prepay: boolean
+  periodSecs?: number
+  durationSecs: number
+}
+
+export function planOf (ccb: { bid: { cost: bigint, frequency: string, prepay: boolean }, cmesh: { periodSecs?: number, durationSecs: number } }): PaymentPlan {
+  return {
+    cost: ccb.bid.cost,
+    frequency: ccb.bid.frequency === 'per-period' ? 'per-period' : 'one-time',
+    prepay: ccb.bid.prepay,
+    ...(ccb.cmesh.periodSecs !== undefined ? { periodSecs: ccb.cmesh.periodSecs } : {}),
+    durationSecs: ccb.cmesh.durationSecs
+  }
+}
+
+/** How many payments the contract takes: 1, or ⌈duration / period⌉. */
+export function paymentCount (plan: PaymentPlan): number {
+  return plan.frequency === 'per-period' && plan.periodSecs !== undefined ? Math.ceil(plan.durationSecs / plan.periodSecs) : 1
+}
+
+/** The whole contract's price: what caps and "cheapest first" compare. */
+export function totalCost (plan: PaymentPlan): bigint {
+  return plan.cost * BigInt(paymentCount(plan))
+}
+
+/** One payment of a contract: its index and when it is due (unix seconds). */
+export interface PaymentDue {
+  index: number
+  dueUnixSecs: number
+}
+
+/**
+ * When each payment falls due for a contract whose machine runs from `startUnixSecs`: prepaid,
+ * at the start of what it pays for (the first is paid before the machine exists, so it is listed
+ * as due at the start); otherwise at its end (the last at the contract's end).
+ */
+export function paymentSchedule (plan: PaymentPlan, startUnixSecs: number): PaymentDue[] {
+  const n = paymentCount(plan)
+  const period = plan.frequency === 'per-period' && plan.periodSecs !== undefined ? plan.periodSecs : plan.durationSecs
+  const end = startUnixSecs + plan.durationSecs
+  return Array.from({ length: n }, (_, index) => ({
+    index,
+    dueUnixSecs: plan.prepay ? startUnixSecs + index * period : Math.min(end, startUnixSecs + (index + 1) * period)
+  }))
+}
+
+/** The per-period price for a whole-contract `total` split into the plan's payments, rounded down (never over the total). */
+export function periodCost (total: bigint, durationSecs: number, periodSecs: number): bigint {
+  return total / BigInt(Math.ceil(durationSecs / periodSecs))
+}
+
+/** The x402 resource of payment `index` of an accept: the accept's resource itself for the first, `/<index>` after it for the rest. */
+export function x402PaymentUrl (baseUrl: string, ccbaUri: string, ccbaCid: string, index: number): string {
+  const first = x402ResourceUrl(baseUrl, ccbaUri, ccbaCid)
+  return index === 0 ? first : `${first}/${index}`
+}

@@ -94,8 +94,13 @@ const configSchema = z.strictObject({
     /** The token's EIP-712 domain name and version (what `name()` and `version()` return). */
     assetName: z.string().min(1).max(64),
     assetVersion: z.string().min(1).max(16).default('1'),
-    /** Provider: how long an accepted bid waits for its payment to settle. */
+    /** Provider: how long an accepted bid waits for its payment to settle, and the grace after each later payment falls due. */
     windowSecs: z.number().int().min(10).max(3600).default(120),
+    /** Provider: bid `one-time` (the whole contract) or `per-period` (a price per `periodSecs`). */
+    frequency: z.enum(['one-time', 'per-period']).default('one-time'),
+    periodSecs: z.number().int().min(10).max(86_400).default(3600),
+    /** Provider: each payment due at the start of what it pays for (the first before provisioning), or at its end. */
+    prepay: z.boolean().default(true),
     /** Requester: the most it pays in one payment, atomic units (the bid's cost is checked against the RFP's cap too). */
     maxPerPayment: weiString.optional()
   }).optional(),

@@ -41,6 +41,8 @@ export interface StoredContract {
   payment?: StoredPayment
   /** The requester's signed CCBAP recording that payment. */
   ccbap?: Uint8Array
+  /** Payments after the first (per-period bids, or a postpaid one): index, settlement, and the requester's CCBAP for it. */
+  periodPayments?: Array<StoredPayment & { index: number, ccbap?: Uint8Array }>
   /** Lifecycle (contract-lifecycle / contract-watch services): the last signed heartbeat, the termination record. */
   heartbeat?: Uint8Array
   lastHeartbeatUnixSecs?: number
@@ -75,6 +77,7 @@ const schema = z.strictObject({
   error: z.strictObject({ code: z.string(), detail: z.string() }).optional(),
   payment: z.strictObject({ txid: z.string().max(80), payer: z.string().max(64), network: z.string().max(64), amount: z.string().max(80) }).optional(),
   ccbap: bytes().optional(),
+  periodPayments: z.array(z.strictObject({ index: z.number().int().nonnegative(), txid: z.string().max(80), payer: z.string().max(64), network: z.string().max(64), amount: z.string().max(80), ccbap: bytes().optional() })).max(10_000).optional(),
   heartbeat: bytes().optional(),
   lastHeartbeatUnixSecs: unixSecs.optional(),
   termination: bytes().optional(),

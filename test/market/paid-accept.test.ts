@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import {
   signRecord, strongRefTo, checkPaidAccept, isPaidBid, ContractError, RecordError, CcbapType, CcbaType, CcbType,
-  assetId, parseAssetId, x402ResourceUrl, sameRequirements, exactRequirements, fillWifSubject, subjectMatches,
+  assetId, parseAssetId, x402ResourceUrl, x402PaymentUrl, paymentCount, paymentSchedule, periodCost, totalCost, sameRequirements, exactRequirements, fillWifSubject, subjectMatches,
   type Ccbap, type ContractErrorCode, type SignedCcb, type SignedCcba
 } from '../../src/market/index.js'
 import { T0 } from '../helpers/cards.js'
@@ -33,12 +33,18 @@ describe('paid bids and paid accepts', () => {
   }, by)
   const paidOf = (ccbap: { uri: string, cid: any }, base: SignedCcba = unpaid): SignedCcba => signRecord(CcbaType, { ...base.value, payment: strongRefTo(ccbap as any) }, alice)
 
-  it('a paid bid names a CAIP-19 asset, an http(s) x402 endpoint and prepays; an unsettled one names no endpoint', () => {
+  it('a paid bid names a CAIP-19 asset and an http(s) x402 endpoint; an unsettled one names no endpoint and is one-time, not prepaid; only per-period bids have a period', () => {
     assert.ok(isPaidBid(ccb))
     assert.deepEqual(parseAssetId(ccb.value.bid.currency), { network: NETWORK, asset: TOKEN })
     const refused = (fn: () => unknown) => assert.throws(fn, (err: unknown) => err instanceof RecordError && err.code === 'RECORD_SEMANTIC')
     refused(() => paidBid({ bid: { ...ccb.value.bid, x402: { base_url: '' } } }))
-    refused(() => paidBid({ bid: { ...ccb.value.bid, prepay: false } }))
+    paidBid({ bid: { ...ccb.value.bid, prepay: false } })
+    const perPeriod = paidBid({ bid: { ...ccb.value.bid, frequency: 'per-period' }, cmesh: { ...ccb.value.cmesh, periodSecs: 600 } })
+    assert.equal(perPeriod.value.cmesh.periodSecs, 600)
+    refused(() => paidBid({ bid: { ...ccb.value.bid, frequency: 'per-period' } }))
+    refused(() => paidBid({ cmesh: { ...ccb.value.cmesh, periodSecs: 600 } }))
+    refused(() => makeCcb(rfp, { bid: { ...ccbFields(rfp).bid, prepay: true } }))
+    refused(() => makeCcb(rfp, { bid: { ...ccbFields(rfp).bid, frequency: 'per-period' }, cmesh: { ...ccbFields(rfp).cmesh, periodSecs: 600 } }))
     refused(() => makeCcb(rfp, { bid: { ...ccbFields(rfp).bid, x402: { base_url: 'http://127.0.0.1/x402' } } }))
     assert.throws(() => paidBid({ bid: { ...ccb.value.bid, currency: `eip155:1/erc20:${TOKEN.toUpperCase().replace('0X', '0x')}` } }), RecordError, 'addresses are lower-case in records')
     assert.throws(() => signRecord(CcbType, { ...ccb.value, bid: { ...ccb.value.bid, currency: 'USDC' } }, bob), RecordError)
@@ -71,6 +77,19 @@ describe('paid bids and paid accepts', () => {
       [ccbapOf({ requester: eve.did }, {}, eve), 'CONTRACT_WRONG_AUTHOR']
     ]
     for (const [ccbap, code] of cases) assert.throws(() => checkPaidAccept(paidOf(ccbap), unpaid, ccbap, ccb), failsWith(code), code)
+  })
+
+  it('payment plans: counts, totals, schedules (prepaid at the start of each period, else at its end), per-period prices', () => {
+    const plan = { cost: 10n, frequency: 'per-period' as const, prepay: true, periodSecs: 20, durationSecs: 50 }
+    assert.equal(paymentCount(plan), 3)
+    assert.equal(totalCost(plan), 30n)
+    assert.deepEqual(paymentSchedule(plan, 1000), [{ index: 0, dueUnixSecs: 1000 }, { index: 1, dueUnixSecs: 1020 }, { index: 2, dueUnixSecs: 1040 }])
+    assert.deepEqual(paymentSchedule({ ...plan, prepay: false }, 1000), [{ index: 0, dueUnixSecs: 1020 }, { index: 1, dueUnixSecs: 1040 }, { index: 2, dueUnixSecs: 1050 }])
+    assert.deepEqual(paymentSchedule({ cost: 7n, frequency: 'one-time', prepay: false, durationSecs: 50 }, 1000), [{ index: 0, dueUnixSecs: 1050 }])
+    assert.equal(totalCost({ cost: 7n, frequency: 'one-time', prepay: true, durationSecs: 50 }), 7n)
+    assert.equal(periodCost(100n, 50, 20), 33n, 'rounded down: three payments never exceed the total')
+    assert.equal(x402PaymentUrl('http://h/x402', 'at://a', 'c', 0), 'http://h/x402/ccr/at%3A%2F%2Fa/c')
+    assert.equal(x402PaymentUrl('http://h/x402', 'at://a', 'c', 2), 'http://h/x402/ccr/at%3A%2F%2Fa/c/2')
   })
 
   it('x402 resource URLs, requirements and WIF subjects', () => {

@@ -22,6 +22,8 @@ import { ApiService } from './api.js'
 import { PublicHttp } from './public-http.js'
 import { PaymentService } from './payments.js'
 import { WifIssuer } from './wif-issuer.js'
+import { PeriodicCharges } from './periodic-charges.js'
+import { PeriodicPayer } from './periodic-payer.js'
 
 export interface NodeServices {
   publicHttp: PublicHttp
@@ -41,6 +43,8 @@ export interface NodeServices {
   requester: Requester
   contractWatch: ContractWatch
   contractLifecycle: ContractLifecycle
+  periodicCharges: PeriodicCharges
+  periodicPayer: PeriodicPayer
   api: ApiService
 }
 
@@ -63,6 +67,7 @@ export function createServices (components: NodeComponents, setup: AttestationSe
   const provider = new ProviderService(components, { attestation, ownCard, fleet, payments, wif })
   // The watch (requester side) starts first: the lifecycle registers the protocol both are served by.
   const contractWatch = new ContractWatch(components)
+  const contractLifecycle = new ContractLifecycle(components, { fleet, watch: contractWatch })
   const services: NodeServices = {
     publicHttp,
     payments,
@@ -80,7 +85,10 @@ export function createServices (components: NodeComponents, setup: AttestationSe
     bootstrap: new BootstrapRedial(components),
     requester: new Requester(components, { gossip, attestation, verifiedLevels, provider, trust, payments }),
     contractWatch,
-    contractLifecycle: new ContractLifecycle(components, { fleet, watch: contractWatch }),
+    contractLifecycle,
+    // Payments after the first (per-period or postpaid bids): charged by the provider, paid by the requester.
+    periodicCharges: new PeriodicCharges(components, { payments, lifecycle: contractLifecycle }),
+    periodicPayer: new PeriodicPayer(components, { payments }),
     api: new ApiService(components, { enabled: options.api, services: () => services })
   }
   return services

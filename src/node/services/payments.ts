@@ -22,7 +22,7 @@ import { ExactEvmScheme as ExactEvmClientScheme } from '@x402/evm/exact/client'
 import { toFacilitatorEvmSigner, toClientEvmSigner } from '@x402/evm'
 import { wrapFetchWithPayment, type PaymentRequirements } from '@x402/fetch'
 import { CmeshError } from '../../market/errors.js'
-import { exactRequirements, networkOf, sameAddress, sameRequirements, x402ResourceUrl, type ExactRequirements, type PaymentTerms } from '../../market/payment.js'
+import { exactRequirements, networkOf, sameAddress, sameRequirements, x402PaymentUrl, type ExactRequirements, type PaymentTerms } from '../../market/payment.js'
 import { errorText } from '../../protocols/error-text.js'
 import { nowSecs, type NodeComponents } from '../components.js'
 import type { StoredPayment } from '../contract-state.js'
@@ -41,11 +41,17 @@ export const PAYMENT_AUTH_TIMEOUT_SECS = 300
 /** Charges kept for idempotent re-reads after they settle or lapse. */
 const MAX_CHARGES = 10_000
 
+function chargeKey (ccbaCid: string, index: number): string {
+  return index === 0 ? ccbaCid : `${ccbaCid}/${index}`
+}
+
 const transferEvent = [{ type: 'event', name: 'Transfer', inputs: [{ name: 'from', type: 'address', indexed: true }, { name: 'to', type: 'address', indexed: true }, { name: 'value', type: 'uint256', indexed: false }] }] as const
 
 interface Charge {
   uri: string
   cid: string
+  /** Which payment of the accept: 0 the first (the accept's own resource), then 1, 2, … */
+  index: number
   requirements: ExactRequirements
   deadlineUnixSecs: number
   settled?: StoredPayment & { response: string }
@@ -66,7 +72,11 @@ export class PaymentService implements Startable {
 
   constructor (private readonly components: NodeComponents, private readonly init: { publicHttp: PublicHttp }) {
     if (components.config.payment !== undefined && components.config.roles.includes('provider')) {
-      init.publicHttp.add({ method: 'GET', path: `${X402_BASE_PATH}/ccr/:at/:cid`, handle: async (req) => await this.serveCharge(req) })
+      init.publicHttp.add(
+        { method: 'GET', path: `${X402_BASE_PATH}/ccr/:at/:cid`, handle: async (req) => await this.serveCharge(req) },
+        // Later payments of the same accept (per-period, or postpaid): `/<index>`.
+        { method: 'GET', path: `${X402_BASE_PATH}/ccr/:at/:cid/:index`, handle: async (req) => await this.serveCharge(req) }
+      )
     }
   }
 
@@ -127,7 +137,7 @@ export class PaymentService implements Startable {
    * Provider: opens the charge for an accepted bid. Resolves with the settlement, or rejects with
    * PAYMENT_MISSING once `deadlineUnixSecs` passes (the caller's timer; see `lapse`).
    */
-  expect (ccba: { uri: string, cid: string }, amount: bigint, deadlineUnixSecs: number, onSettled: (payment: StoredPayment) => Promise<void>): { url: string, requirements: ExactRequirements, done: Promise<StoredPayment> } {
+  expect (ccba: { uri: string, cid: string }, amount: bigint, deadlineUnixSecs: number, onSettled: (payment: StoredPayment) => Promise<void>, index = 0): { key: string, url: string, requirements: ExactRequirements, done: Promise<StoredPayment> } {
     const p = this.components.config.payment
     const terms = this.terms
     if (p === undefined || terms === undefined) throw new PaymentError('PAYMENT_UNAVAILABLE', 'this node has no payment config')
@@ -136,15 +146,29 @@ export class PaymentService implements Startable {
     let reject!: (err: Error) => void
     const done = new Promise<StoredPayment>((res, rej) => { resolve = res; reject = rej })
     done.catch(() => {})
-    this.charges.set(ccba.cid, { uri: ccba.uri, cid: ccba.cid, requirements, deadlineUnixSecs, onSettled, resolve, reject, done })
-    for (const [key, charge] of this.charges) if (this.charges.size > MAX_CHARGES && charge.settled !== undefined) this.charges.delete(key)
-    return { url: x402ResourceUrl(this.baseUrl, ccba.uri, ccba.cid), requirements, done }
+    const key = chargeKey(ccba.cid, index)
+    this.charges.get(key)?.reject(new PaymentError('PAYMENT_MISSING', 'replaced by a new charge'))
+    this.charges.set(key, { uri: ccba.uri, cid: ccba.cid, index, requirements, deadlineUnixSecs, onSettled, resolve, reject, done })
+    for (const [old, charge] of this.charges) if (this.charges.size > MAX_CHARGES && charge.settled !== undefined) this.charges.delete(old)
+    return { key, url: x402PaymentUrl(this.baseUrl, ccba.uri, ccba.cid, index), requirements, done }
   }
 
-  /** Provider: the charge's settlement so far (undefined until paid). */
-  settlement (ccbaCid: string): StoredPayment | undefined {
-    const s = this.charges.get(ccbaCid)?.settled
+  /** Provider: the charge's settlement so far (undefined until paid); `key` is the accept's CID, or what `expect` returned. */
+  settlement (key: string): StoredPayment | undefined {
+    const s = this.charges.get(key)?.settled
     return s === undefined ? undefined : { txid: s.txid, payer: s.payer, network: s.network, amount: s.amount }
+  }
+
+  /** Provider: the open charges not settled whose deadline has passed at `now`. */
+  overdue (now: number): string[] {
+    return [...this.charges].filter(([, c]) => c.settled === undefined && c.settling === undefined && c.deadlineUnixSecs <= now).map(([key]) => key)
+  }
+
+  /** Provider: closes a charge that is no longer wanted (its contract ended), without calling it missing. */
+  close (key: string): void {
+    const charge = this.charges.get(key)
+    if (charge === undefined || charge.settling !== undefined) return
+    this.charges.delete(key)
   }
 
   /** Provider: ends a charge nobody paid in time. */
@@ -159,7 +183,8 @@ export class PaymentService implements Startable {
   private async serveCharge (req: PublicRequest): Promise<PublicResponse> {
     const at = req.params.at as string
     const cid = req.params.cid as string
-    const charge = this.charges.get(cid)
+    const index = req.params.index === undefined ? 0 : /^[1-9][0-9]{0,5}$/.test(req.params.index) ? Number(req.params.index) : -1
+    const charge = index < 0 ? undefined : this.charges.get(chargeKey(cid, index))
     if (charge === undefined || charge.uri !== at) throw new HttpRefusal('CHARGE_UNKNOWN', 'no accepted bid of this provider awaits payment here', { status: 404 })
     if (charge.settled !== undefined) return this.paidResponse(charge)
     if (nowSecs(this.components) >= charge.deadlineUnixSecs) throw new HttpRefusal('PAYMENT_MISSING', 'the payment window for this accept has closed', { status: 410 })
@@ -176,7 +201,7 @@ export class PaymentService implements Startable {
     const required = {
       x402Version: 2,
       ...(error !== undefined ? { error } : {}),
-      resource: { url: x402ResourceUrl(this.baseUrl, charge.uri, charge.cid), description: `compute contract ${charge.uri}`, mimeType: 'application/json' },
+      resource: { url: x402PaymentUrl(this.baseUrl, charge.uri, charge.cid, charge.index), description: `compute contract ${charge.uri}${charge.index > 0 ? `, payment ${charge.index}` : ''}`, mimeType: 'application/json' },
       accepts: [charge.requirements]
     }
     return { status: 402, json: required, headers: { 'PAYMENT-REQUIRED': encodePaymentRequiredHeader(required as any) } }
@@ -184,7 +209,7 @@ export class PaymentService implements Startable {
 
   private paidResponse (charge: Charge): PublicResponse {
     const s = charge.settled as NonNullable<Charge['settled']>
-    return { status: 200, json: { state: 'paid', ccba: { uri: charge.uri, cid: charge.cid }, txid: s.txid, payer: s.payer, network: s.network, amount: s.amount }, headers: { 'PAYMENT-RESPONSE': s.response } }
+    return { status: 200, json: { state: 'paid', ccba: { uri: charge.uri, cid: charge.cid }, index: charge.index, txid: s.txid, payer: s.payer, network: s.network, amount: s.amount }, headers: { 'PAYMENT-RESPONSE': s.response } }
   }
 
   private async settle (charge: Charge, header: string): Promise<PublicResponse> {

@@ -13,7 +13,7 @@ import { CcrfpType, type SignedCcrfp } from '../../market/ccrfp.js'
 import { CcbType, type SignedCcb } from '../../market/ccb.js'
 import { CcbaType, type SignedCcba } from '../../market/ccba.js'
 import { CcbapType } from '../../market/ccbap.js'
-import { assetId, type PaymentTerms } from '../../market/payment.js'
+import { assetId, periodCost, type PaymentTerms } from '../../market/payment.js'
 import { ContractError } from '../../market/contract-error.js'
 import { errorText } from '../../protocols/error-text.js'
 import { PaymentError, type PaymentService } from './payments.js'
@@ -209,16 +209,19 @@ export class ProviderService implements Startable {
     await this.persistLedger()
     const sealKey = x25519.utils.randomSecretKey()
     const payTerms = this.init.payments.terms
+    const pay = { frequency: config.payment?.frequency ?? 'one-time', periodSecs: config.payment?.periodSecs ?? 3600, prepay: config.payment?.prepay ?? true }
+    // Per period only when the contract spans more than one period and a period's price is not zero.
+    const perPeriod = payTerms !== undefined && pay.frequency === 'per-period' && o.durationSecs > pay.periodSecs && periodCost(o.costWei, o.durationSecs, pay.periodSecs) > 0n
     const wifTerms = this.init.wif.bidTerms()
     const ccb = signRecord(CcbType, {
       embed: strongRefTo(rfp),
       bid: payTerms !== undefined
-        ? { cost: o.costWei, currency: assetId(payTerms.network, payTerms.asset), frequency: 'one-time', prepay: true, x402: { base_url: this.init.payments.baseUrl } }
+        ? { cost: perPeriod ? periodCost(o.costWei, o.durationSecs, pay.periodSecs) : o.costWei, currency: assetId(payTerms.network, payTerms.asset), frequency: perPeriod ? 'per-period' : 'one-time', prepay: pay.prepay, x402: { base_url: this.init.payments.baseUrl } }
         : { cost: o.costWei, currency: 'wei', frequency: 'one-time', prepay: false, x402: { base_url: '' } },
       ...(wifTerms !== undefined ? { wif: wifTerms } : {}),
       provider: identity.did,
       createdAtUnixSecs: now,
-      cmesh: { expiresAtUnixSecs: o.expiresAtUnixSecs, backend: o.backend, region: o.region, level: card.value.attestationLevel, cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB, durationSecs: o.durationSecs, sealKey: x25519.getPublicKey(sealKey), heartbeatSecs: config.lifecycle.heartbeatSecs }
+      cmesh: { expiresAtUnixSecs: o.expiresAtUnixSecs, backend: o.backend, region: o.region, level: card.value.attestationLevel, cpus: o.cpus, memMiB: o.memMiB, diskGiB: o.diskGiB, durationSecs: o.durationSecs, sealKey: x25519.getPublicKey(sealKey), heartbeatSecs: config.lifecycle.heartbeatSecs, ...(perPeriod ? { periodSecs: pay.periodSecs } : {}) }
     }, identity)
     this.open.set(ccb.cid.toString(), { rfp, ccb, sealKey, requester: rfp.value.requester })
     metrics.bidsSent.inc({ outcome: 'bid' })
@@ -276,7 +279,8 @@ export class ProviderService implements Startable {
     } catch (err) {
       return { failed: { code: err instanceof CmeshError ? err.code : 'CONTRACT_INVALID', detail: (err as Error).message } }
     }
-    const paid = isPaidBid(bid.ccb)
+    // Paid before provisioning: a prepaid bid's first payment. A postpaid bid's payments come later (periodic-charges).
+    const paid = isPaidBid(bid.ccb) && bid.ccb.value.bid.prepay
     const window = paid ? this.paymentWindowSecs : 0
     const terms = bid.ccb.value.cmesh
     const base: StoredContract = { role: 'provider', id, state: paid ? 'awaiting-payment' : 'provisioning', rfp: bid.rfp.bytes, ccb: bid.ccb.bytes, ccba: ccba.bytes, counterparty: bid.requester, costWei: bid.ccb.value.bid.cost.toString(), backend: terms.backend, validToUnixSecs: now + window + terms.durationSecs, progress: [], updatedAtUnixSecs: now }
