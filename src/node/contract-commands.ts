@@ -47,20 +47,27 @@ async function api<T> (dataDir: string, method: 'GET' | 'POST', path: string, bo
 interface RfpStatus {
   id: string
   state: string
-  bids: Array<{ provider: string, costWei: string, verified: string, simulated: boolean, backend: string, region: string }>
+  bids: Array<{ provider: string, costWei: string, currency?: string, frequency?: string, periodSecs?: number, verified: string, simulated: boolean, backend: string, region: string }>
   declines: Array<{ provider: string, code: string, detail: string }>
   refused: Array<{ provider: string, code: string, detail: string }>
-  chosen?: { provider: string, costWei: string }
+  chosen?: { provider: string, costWei: string, currency?: string }
+  payment?: { txid: string, amount: string, network: string }
   progress: string[]
   error?: { code: string, detail: string }
 }
 
+/** An amount in its bid's unit: wei (unsettled), or atomic units of a token (a CAIP-19 asset id). */
+function price (amount: string, currency: string | undefined): string {
+  return currency === undefined || currency === 'wei' ? `${amount} wei` : `${amount} (atomic units of ${currency})`
+}
+
 function printStatus (run: CliRun, s: RfpStatus): void {
   const lines = [`rfp ${s.id}: ${s.state}`]
-  for (const b of s.bids) lines.push(`  bid     ${b.provider}  ${b.costWei} wei  verified ${b.verified}${b.simulated ? ' (SIMULATED)' : ''}  ${b.backend}/${b.region}`)
+  for (const b of s.bids) lines.push(`  bid     ${b.provider}  ${price(b.costWei, b.currency)}${b.frequency === 'per-period' ? ` per ${b.periodSecs ?? '?'} s` : ''}  verified ${b.verified}${b.simulated ? ' (SIMULATED)' : ''}  ${b.backend}/${b.region}`)
   for (const d of s.declines) lines.push(`  decline ${d.provider}  ${d.code}: ${d.detail}`)
   for (const r of s.refused) lines.push(`  refused ${r.provider}  ${r.code}: ${r.detail}`)
-  if (s.chosen !== undefined) lines.push(`  chosen  ${s.chosen.provider}  ${s.chosen.costWei} wei`)
+  if (s.chosen !== undefined) lines.push(`  chosen  ${s.chosen.provider}  ${price(s.chosen.costWei, s.chosen.currency)}`)
+  if (s.payment !== undefined) lines.push(`  paid    ${s.payment.amount} on ${s.payment.network}, tx ${s.payment.txid}`)
   if (s.progress.length > 0) lines.push(`  progress ${s.progress.join(' → ')}`)
   if (s.error !== undefined) lines.push(`  error   ${s.error.code}: ${s.error.detail}`)
   run.io.out(lines.join('\n') + '\n')
@@ -159,8 +166,8 @@ export function addContractCommands (program: Command, run: CliRun): void {
     .action(async (opts) => {
       const list = await api<Array<Record<string, unknown>>>(opts.data, 'GET', '/v1/contracts')
       if (opts.json === true) return run.json(list)
-      run.io.out(`${list.length} contracts\n`)
-      for (const c of list) run.io.out(`${String(c.id)}  ${String(c.role)}  ${String(c.state)}  ${String(c.counterparty ?? '')}  ${String(c.costWei ?? '')} wei\n`)
+      run.io.out(`${list.length} ${list.length === 1 ? 'contract' : 'contracts'}\n`)
+      for (const c of list) run.io.out(`${String(c.id)}  ${String(c.role)}  ${String(c.state)}  ${String(c.counterparty ?? '')}  ${c.costWei !== undefined ? price(String(c.costWei), c.currency as string | undefined) : ''}\n`)
     })
 
   // `--data` and `--json` are the parent's (commander gives a parent's options to it wherever they stand).

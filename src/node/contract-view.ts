@@ -3,6 +3,8 @@
  * heartbeat and its termination, decoded (signatures checked again: the store is not trusted more
  * than a peer). Records that no longer decode are left out rather than failing the whole view.
  */
+import { CcbapType } from '../market/ccbap.js'
+import { CcbType } from '../market/ccb.js'
 import { decodeRecord } from '../market/record.js'
 import { cidForBytes } from '../market/cbor.js'
 import { HeartbeatType } from '../market/heartbeat.js'
@@ -24,8 +26,11 @@ export function contractView (c: StoredContract): Record<string, unknown> {
     id: c.id,
     role: c.role,
     state: c.state,
-    // The provider's name for the same contract: the CID of the accept both sides hold.
-    ...(c.ccba !== undefined ? { accept: cidForBytes(c.ccba).toString() } : {}),
+    // The provider's name for the contract: the CID of the first accept (a paid accept is re-signed naming its CCBAP; the provider keeps the first).
+    ...(c.role === 'provider' ? { accept: c.id } : c.ccbap !== undefined ? { accept: decodeRecord(c.ccbap, [CcbapType]).value.cmesh.ccba.cid.toString() } : c.ccba !== undefined ? { accept: cidForBytes(c.ccba).toString() } : {}),
+    ...(c.ccb !== undefined ? { currency: decodeRecord(c.ccb, [CcbType]).value.bid.currency } : {}),
+    ...(c.payment !== undefined ? { payment: c.payment } : {}),
+    ...(c.periodPayments !== undefined ? { periodPayments: c.periodPayments.map(({ ccbap: _, ...p }) => p) } : {}),
     ...(c.counterparty !== undefined ? { counterparty: c.counterparty } : {}),
     ...(c.costWei !== undefined ? { costWei: c.costWei } : {}),
     ...(c.backend !== undefined ? { backend: c.backend } : {}),

@@ -108,10 +108,10 @@ export class Requester implements Startable {
       uri: flow.rfp.uri,
       state: life?.state ?? flow.state,
       ...(life?.payment !== undefined ? { payment: life.payment } : {}),
-      bids: [...flow.bids.values()].map(({ ccb }) => ({ provider: ccb.value.provider, ccb: ccb.cid.toString(), costWei: ccb.value.bid.cost.toString(), verified: levels.get(ccb.value.provider)?.level ?? 'Software', simulated: levels.get(ccb.value.provider)?.simulated ?? false, backend: ccb.value.cmesh.backend, region: ccb.value.cmesh.region, expiresAtUnixSecs: ccb.value.cmesh.expiresAtUnixSecs })),
+      bids: [...flow.bids.values()].map(({ ccb }) => ({ provider: ccb.value.provider, ccb: ccb.cid.toString(), costWei: ccb.value.bid.cost.toString(), currency: ccb.value.bid.currency, frequency: ccb.value.bid.frequency, ...(ccb.value.cmesh.periodSecs !== undefined ? { periodSecs: ccb.value.cmesh.periodSecs } : {}), verified: levels.get(ccb.value.provider)?.level ?? 'Software', simulated: levels.get(ccb.value.provider)?.simulated ?? false, backend: ccb.value.cmesh.backend, region: ccb.value.cmesh.region, expiresAtUnixSecs: ccb.value.cmesh.expiresAtUnixSecs })),
       declines: flow.declines,
       refused: flow.refused,
-      ...(flow.chosen !== undefined ? { chosen: { provider: flow.chosen, costWei: flow.bids.get(flow.chosen)?.ccb.value.bid.cost.toString() } } : {}),
+      ...(flow.chosen !== undefined ? { chosen: { provider: flow.chosen, costWei: flow.bids.get(flow.chosen)?.ccb.value.bid.cost.toString(), currency: flow.bids.get(flow.chosen)?.ccb.value.bid.currency } } : {}),
       progress: flow.progress,
       ...((life?.error ?? flow.error) !== undefined ? { error: life?.error ?? flow.error } : {})
     }
@@ -120,7 +120,7 @@ export class Requester implements Startable {
   /** Every contract in the store, either role, newest first. */
   async list (): Promise<Array<Record<string, unknown>>> {
     const out = (await this.components.store.entries('contracts')).map(([, bytes]) => decodeContract(bytes))
-    return out.sort((a, b) => b.updatedAtUnixSecs - a.updatedAtUnixSecs).map((c) => ({ id: c.id, role: c.role, state: c.state, counterparty: c.counterparty, costWei: c.costWei, backend: c.backend, validToUnixSecs: c.validToUnixSecs, updatedAtUnixSecs: c.updatedAtUnixSecs, ...(c.error !== undefined ? { error: c.error } : {}) }))
+    return out.sort((a, b) => b.updatedAtUnixSecs - a.updatedAtUnixSecs).map((c) => ({ id: c.id, role: c.role, state: c.state, counterparty: c.counterparty, costWei: c.costWei, ...(c.ccb !== undefined ? { currency: decodeRecord(c.ccb, [CcbType]).value.bid.currency } : {}), backend: c.backend, validToUnixSecs: c.validToUnixSecs, updatedAtUnixSecs: c.updatedAtUnixSecs, ...(c.error !== undefined ? { error: c.error } : {}) }))
   }
 
   /** What `cmesh receipt open` needs: the CCR, the sealed receipt and the key it is sealed to. */
