@@ -245,8 +245,10 @@ async function main (): Promise<void> {
     // Bob names the contract by the CID of the accept as first signed; once paid, Alice re-signs the same
     // record (same at:// address) to name her payment record (CCBAP), and both sides keep that version.
     const bobContract = (await cmeshJson<Array<{ id: string, counterparty?: string }>>(['contracts', '--data', bob.dir])).find((c) => c.counterparty === aliceDid)
-    const paidCcba = (await cmeshJson(['contracts', 'show', id, '--data', alice.dir])).accept as string
+    const aliceView = await cmeshJson(['contracts', 'show', id, '--data', alice.dir])
+    const paidCcba = aliceView.ccba as string
     if (bobContract === undefined) throw new Error('Bob holds no contract with Alice')
+    if (aliceView.accept !== bobContract.id) throw new Error(`Alice names the contract ${String(aliceView.accept)}, Bob ${bobContract.id}`)
     show([
       `CCBA ${bobContract.id} (Bob's name for the contract)`,
       `CCBA ${paidCcba} (the same record re-signed by Alice after paying, naming her CCBAP)`

@@ -28,6 +28,8 @@ export function contractView (c: StoredContract): Record<string, unknown> {
     state: c.state,
     // The provider's name for the contract: the CID of the first accept (a paid accept is re-signed naming its CCBAP; the provider keeps the first).
     ...(c.role === 'provider' ? { accept: c.id } : c.ccbap !== undefined ? { accept: decodeRecord(c.ccbap, [CcbapType]).value.cmesh.ccba.cid.toString() } : c.ccba !== undefined ? { accept: cidForBytes(c.ccba).toString() } : {}),
+    // The accept as last signed (for a paid contract: the update naming its CCBAP, which the CCR names).
+    ...(c.ccba !== undefined ? { ccba: cidForBytes(c.ccba).toString() } : {}),
     ...(c.ccb !== undefined ? { currency: decodeRecord(c.ccb, [CcbType]).value.bid.currency } : {}),
     ...(c.payment !== undefined ? { payment: c.payment } : {}),
     ...(c.periodPayments !== undefined ? { periodPayments: c.periodPayments.map(({ ccbap: _, ...p }) => p) } : {}),
