@@ -13,6 +13,7 @@
  * Credentials come from the options or the SDK's default chain (env, files, instance metadata);
  * they are handed to the SDK and never logged or echoed in errors.
  */
+import { userDataWithFiles } from './grant-files.js'
 import { randomUUID } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import {
@@ -100,6 +101,7 @@ interface Tracked { grantId: string, region: string, instanceId?: string }
 
 export class AwsEc2Backend implements Backend {
   readonly kind = 'aws-ec2'
+  readonly placesGrantFiles = true
   readonly name: string
   private readonly caps: BackendCapabilities
   private readonly regions: Map<string, AwsEc2RegionConfig>
@@ -138,7 +140,7 @@ export class AwsEc2Backend implements Backend {
       return { ok: false, reason: `no instance type in ${grant.region} with ${grant.cpus} CPUs and ${grant.memMiB} MiB` }
     }
     try { parsePublicKey(grant.authorizedKey) } catch { return { ok: false, reason: 'authorized key is not an OpenSSH public key' } }
-    if (buildUserData(grant.authorizedKey, grant.userData) === undefined) return { ok: false, reason: `user_data does not fit EC2's ${MAX_EC2_USER_DATA_BYTES}-byte limit` }
+    if (buildUserData(grant.authorizedKey, userDataWithFiles(grant.userData, grant.files ?? [], AWS_FILES_TARGET)) === undefined) return { ok: false, reason: `user_data does not fit EC2's ${MAX_EC2_USER_DATA_BYTES}-byte limit` }
     return { ok: true }
   }
 
@@ -315,7 +317,7 @@ export class AwsEc2Backend implements Backend {
 
   private async runInput (ec2: EC2Client, config: AwsEc2RegionConfig, grant: Grant, signal: AbortSignal): Promise<RunInstancesCommandInput> {
     const type = chooseInstanceType(this.instanceTypes(grant.region), grant.cpus, grant.memMiB) as InstanceTypeSpec
-    const userData = buildUserData(grant.authorizedKey, grant.userData) as Buffer
+    const userData = buildUserData(grant.authorizedKey, userDataWithFiles(grant.userData, grant.files ?? [], AWS_FILES_TARGET)) as Buffer
     const tags = [{ Key: GRANT_TAG, Value: grant.id }, { Key: BACKEND_TAG, Value: this.name }]
     const input: RunInstancesCommandInput = {
       ImageId: config.imageId,
@@ -460,6 +462,9 @@ const BOUNDARY = 'cmesh-part-boundary' // '-' is not in the base64 alphabet, so 
  * requester's bytes never enter YAML or a command line as text. Gzipped if the plain form is too
  * large (cloud-init detects gzip); undefined if even that exceeds EC2's limit.
  */
+/** user_data runs as root from cloud-init; the grant's files go to the `cmesh` user's home, owned by it. */
+const AWS_FILES_TARGET = { home: '/home/cmesh', owner: 'cmesh', innerPath: '/var/lib/cmesh/user-data.inner' }
+
 export function buildUserData (authorizedKey: string, userData: Uint8Array): Buffer | undefined {
   const parsed = parsePublicKey(authorizedKey)
   // Re-serialised as `<type> <base64>`: nothing from the comment reaches the YAML.

@@ -31,15 +31,10 @@ export interface Grant {
 }
 
 export interface GrantFile {
-  /** Relative to the grant user's home (workspace): no leading `/`, no `..` segment. */
+  /** Relative to the grant user's home (workspace): plain characters, no leading `/`, no `..` (grant-files.ts isPlainGrantPath). */
   path: string
   content: Uint8Array
   mode: number
-}
-
-/** Whether a grant file path stays inside the home it is relative to. */
-export function isSafeGrantPath (path: string): boolean {
-  return path.length > 0 && path.length <= 256 && !path.startsWith('/') && !path.split('/').some((seg) => seg === '..' || seg === '') && !path.includes('\0')
 }
 
 export interface Instance {
@@ -76,6 +71,8 @@ export type CanSatisfy = { ok: true } | { ok: false, reason: string }
 export interface Backend {
   readonly name: string
   readonly kind: string
+  /** Whether it puts `Grant.files` on the machine (where user_data runs with /bin/sh). A backend that cannot leaves it out. */
+  readonly placesGrantFiles?: boolean
   capabilities: () => BackendCapabilities
   canSatisfy: (grant: Grant) => CanSatisfy
   provision: (grant: Grant, options: ProvisionOptions) => Promise<Instance>

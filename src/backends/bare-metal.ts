@@ -12,6 +12,7 @@
  * What the requester supplies — user_data and the public key — travels on the command's stdin and
  * is written to files by the grant's own user, never by root and never into a command line.
  */
+import { userDataWithFiles } from './grant-files.js'
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIPv4, isIPv6 } from 'node:net'
@@ -231,6 +232,7 @@ const LIST_USERS = 'getent passwd'
 
 export class BareMetalBackend implements Backend {
   readonly kind = 'bare-metal'
+  readonly placesGrantFiles = true
   readonly name: string
   private readonly hosts: HostState[]
   private readonly log: BackendLogger
@@ -316,7 +318,7 @@ export class BareMetalBackend implements Backend {
       }
       expectOk(made, 'creating the grant user', meta)
       expectOk(await this.exec(conn, host, adminCommand(host, AS_USER, [user, INSTALL_KEY]), { stdin: keyLine, signal }), 'installing the authorized key', meta)
-      expectOk(await this.exec(conn, host, adminCommand(host, AS_USER, [user, WRITE_USER_DATA]), { stdin: grant.userData, signal }), 'writing user_data', meta)
+      expectOk(await this.exec(conn, host, adminCommand(host, AS_USER, [user, WRITE_USER_DATA]), { stdin: userDataWithFiles(grant.userData, grant.files ?? [], { home: '$HOME', innerPath: '.cmesh/user-data.inner.sh' }), signal }), 'writing user_data', meta)
 
       onProgress?.({ type: 'provision:user-data', detail: { bytes: grant.userData.length } })
       const ran = await this.exec(conn, host, adminCommand(host, AS_USER, [user, RUN_USER_DATA]), { signal, timeoutMs: this.userDataTimeoutMs })

@@ -15,8 +15,9 @@ import { dirname, join } from 'node:path'
 import { timingSafeEqual } from 'node:crypto'
 import ssh2 from 'ssh2'
 import type { Connection, ParsedKey, PublicKeyAuthContext, ServerChannel } from 'ssh2'
+import { isPlainGrantPath } from './grant-files.js'
 import {
-  BackendError, checkCapabilities, isSafeGrantPath, type Backend, type BackendCapabilities, type CanSatisfy, type Grant,
+  BackendError, checkCapabilities, type Backend, type BackendCapabilities, type CanSatisfy, type Grant,
   type Instance, type ProvisionOptions, defaultBackendLogger, type BackendLogger, type BackendUsage } from './backend.js'
 import { generateEd25519, hostKeyFingerprint, parsePublicKey, publicKeyBlob } from './ssh-keys.js'
 
@@ -59,6 +60,7 @@ interface Running {
 
 export class LocalDevBackend implements Backend {
   readonly kind = 'local'
+  readonly placesGrantFiles = true
   readonly name: string
   private readonly caps: BackendCapabilities
   private readonly userDataTimeoutMs: number
@@ -119,7 +121,7 @@ export class LocalDevBackend implements Backend {
 
       onProgress?.({ type: 'provision:user-data', detail: { bytes: grant.userData.length } })
       for (const file of grant.files ?? []) {
-        if (!isSafeGrantPath(file.path)) throw new BackendError('BACKEND_INVALID_GRANT', `grant file path ${file.path} leaves the workspace`, { grantId: grant.id })
+        if (!isPlainGrantPath(file.path)) throw new BackendError('BACKEND_INVALID_GRANT', `grant file path ${file.path} leaves the workspace`, { grantId: grant.id })
         await mkdir(dirname(join(run.workspace, file.path)), { recursive: true, mode: 0o700 })
         await writeFile(join(run.workspace, file.path), file.content, { mode: file.mode })
       }

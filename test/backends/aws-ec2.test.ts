@@ -207,7 +207,8 @@ describe('AwsEc2Backend against moto_server', () => {
     if (!requireMoto(t)) return
     const seenConsole: string[] = []
     const b = backend({ consoleOutput: async (id) => { seenConsole.push(id); return cloudInitConsole({ prefix: 'ec2: ', userDataExit: 0 }) } })
-    const grant = makeGrant()
+    const credential = new TextEncoder().encode('workload-credential-of-this-grant\n')
+    const grant = makeGrant({ files: [{ path: '.cmesh/wif-credential', content: credential, mode: 0o600 }] })
     assert.deepEqual(b.canSatisfy(grant), { ok: true })
     const events: ProvisionProgress[] = []
     const instance = await b.provision(grant, { onProgress: (e) => events.push(e) })
@@ -234,7 +235,12 @@ describe('AwsEc2Backend against moto_server', () => {
     const attr = await direct.send(new DescribeInstanceAttributeCommand({ InstanceId: instance.handle, Attribute: 'userData' }))
     const userData = Buffer.from(attr.UserData?.Value ?? '', 'base64').toString('ascii')
     assert.match(userData, /#cloud-config/)
-    assert.ok(userData.includes(Buffer.from(grant.userData).toString('base64')))
+    // The root-run script places the grant's files in cmesh's home (owned by it), then runs the requester's user_data.
+    const script = Buffer.from(/content: (\S+)/.exec(userData)?.[1] ?? '', 'base64').toString('utf8')
+    assert.ok(script.includes(`printf '%s' '${Buffer.from(credential).toString('base64')}' | base64 -d > '.cmesh/wif-credential'`), script)
+    assert.ok(script.includes("chown cmesh: '.cmesh/wif-credential'") && script.includes("cd '/home/cmesh'"))
+    assert.ok(script.includes(Buffer.from(grant.userData).toString('base64')))
+    assert.ok(!userData.includes('workload-credential-of-this-grant'), 'never as text')
     assert.deepEqual(await b.findOrphans(), [], 'a live, held instance is no orphan')
 
     await b.terminate(instance)

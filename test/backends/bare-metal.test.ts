@@ -165,8 +165,9 @@ describe('BareMetalBackend', () => {
       'echo "hello from $(id -un)" > hello.txt',
       'sleep 600 >/dev/null 2>&1 &',
       'echo $! > sleep.pid',
+      'cat .cmesh/wif-credential > credential.seen',
       'echo user_data ran'
-    ].join('\n'), { cpus: 2 })
+    ].join('\n'), { cpus: 2, files: [{ path: '.cmesh/wif-credential', content: utf8('credential-for-this-grant\n'), mode: 0o600 }, { path: '.cmesh/wif-url', content: utf8('http://127.0.0.1:1/wif/token\n'), mode: 0o644 }] })
     const user = grantUserName(grant.id)
     const events: ProvisionProgress[] = []
     const instance = await backend.provision(grant, { onProgress: (e) => events.push(e) })
@@ -197,6 +198,12 @@ describe('BareMetalBackend', () => {
     assert.equal(ak.uid, uid)
     assert.equal((await readFile(join(home, '.ssh', 'authorized_keys'), 'utf8')), `${keys.authorizedKey.split(' ').slice(0, 2).join(' ')}\n`)
     assert.equal(await readFile(join(home, '.cmesh', 'user-data.log'), 'utf8'), 'user_data ran\n')
+    // The grant's files (workload identity) were in the home, the user's own, before user_data ran.
+    const credential = await stat(join(home, '.cmesh', 'wif-credential'))
+    assert.equal(credential.mode & 0o777, 0o600)
+    assert.equal(credential.uid, uid)
+    assert.equal((await stat(join(home, '.cmesh', 'wif-url'))).mode & 0o777, 0o644)
+    assert.equal(await readFile(join(home, 'credential.seen'), 'utf8'), 'credential-for-this-grant\n')
     const sleepPid = Number(await readFile(join(home, 'sleep.pid'), 'utf8'))
     assert.ok(await alive(sleepPid))
 

@@ -212,7 +212,8 @@ export class ProviderService implements Startable {
     const pay = { frequency: config.payment?.frequency ?? 'one-time', periodSecs: config.payment?.periodSecs ?? 3600, prepay: config.payment?.prepay ?? true }
     // Per period only when the contract spans more than one period and a period's price is not zero.
     const perPeriod = payTerms !== undefined && pay.frequency === 'per-period' && o.durationSecs > pay.periodSecs && periodCost(o.costWei, o.durationSecs, pay.periodSecs) > 0n
-    const wifTerms = this.init.wif.bidTerms()
+    // Workload identity only where the backend can put the credential on the machine.
+    const wifTerms = this.fleet.get(o.backend)?.placesGrantFiles === true ? this.init.wif.bidTerms() : undefined
     const ccb = signRecord(CcbType, {
       embed: strongRefTo(rfp),
       bid: payTerms !== undefined
