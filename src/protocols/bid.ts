@@ -21,7 +21,7 @@ import { CmeshError } from '../market/errors.js'
 import { CID } from '../market/cbor.js'
 import { protocolId } from './names.js'
 import { errorText } from './error-text.js'
-import { framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
+import { exchangeOnStream, framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
 
 /** A CCBA carries up to 64 KiB of sealed user_data; records and envelope fit in the rest. */
 export const BID_MAX_MESSAGE_BYTES = 96 * 1024
@@ -165,16 +165,7 @@ export class BidProtocol {
     } catch (err) {
       throw new BidError('BID_UNREACHABLE', `${what}: cannot open a bid stream: ${errorText(err)}`, {}, { cause: err })
     }
-    const lp = framed(stream, BID_MAX_MESSAGE_BYTES)
-    try {
-      await writeMessage(lp, request, signal)
-      const out = await answer(lp, signal)
-      await stream.close({ signal }).catch(() => {})
-      return out
-    } catch (err) {
-      stream.abort(err as Error)
-      throw protocolError(err, signal, what)
-    }
+    return await exchangeOnStream(stream, BID_MAX_MESSAGE_BYTES, request, signal, answer, (err) => protocolError(err, signal, what))
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {

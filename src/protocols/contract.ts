@@ -21,7 +21,7 @@ import { MAX_TERMINATION_BYTES } from '../market/termination.js'
 import { protocolId } from './names.js'
 import { errorText } from './error-text.js'
 import { RateLimiter } from './rate-limit.js'
-import { framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
+import { exchangeOnStream, framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
 
 /** Both records are at most 2 KiB; a frame holds one and its envelope. */
 export const CONTRACT_MAX_MESSAGE_BYTES = 4096
@@ -127,16 +127,7 @@ export class ContractProtocol {
     } catch (err) {
       throw new LifecycleError('LIFECYCLE_UNREACHABLE', `${what}: cannot open a contract stream: ${errorText(err)}`, {}, { cause: err })
     }
-    const lp = framed(stream, CONTRACT_MAX_MESSAGE_BYTES)
-    try {
-      await writeMessage(lp, request, signal)
-      const out = await answer(lp, signal)
-      await stream.close({ signal }).catch(() => {})
-      return out
-    } catch (err) {
-      stream.abort(err as Error)
-      throw protocolError(err, signal, what)
-    }
+    return await exchangeOnStream(stream, CONTRACT_MAX_MESSAGE_BYTES, request, signal, answer, (err) => protocolError(err, signal, what))
   }
 
   private async serve (stream: Stream, peer: PeerId): Promise<void> {

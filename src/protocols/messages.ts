@@ -75,6 +75,24 @@ export class MessageError extends Error {
 const OVERSIZE_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'LengthPrefixTooLongError'])
 
 /** Writes one message; returns the exact bytes sent (protocols that keep a transcript need them). */
+/**
+ * One request/answer exchange on a stream the caller opened: writes `request`, lets `answer` read
+ * what comes back, closes. On any failure the stream is aborted and `fail(err)` is thrown, so the
+ * caller's protocol names the error.
+ */
+export async function exchangeOnStream<T> (stream: Stream, maxMessageBytes: number, request: unknown, signal: AbortSignal, answer: (lp: FramedStream, signal: AbortSignal) => Promise<T>, fail: (err: unknown) => Error): Promise<T> {
+  const lp = framed(stream, maxMessageBytes)
+  try {
+    await writeMessage(lp, request, signal)
+    const out = await answer(lp, signal)
+    await stream.close({ signal }).catch(() => {})
+    return out
+  } catch (err) {
+    stream.abort(err as Error)
+    throw fail(err)
+  }
+}
+
 export async function writeMessage (lp: FramedStream, value: unknown, signal: AbortSignal): Promise<Uint8Array> {
   const bytes = encodeCanonical(value)
   await lp.write(bytes, { signal })
