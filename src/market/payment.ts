@@ -149,3 +149,11 @@ export function x402PaymentUrl (baseUrl: string, ccbaUri: string, ccbaCid: strin
   const first = x402ResourceUrl(baseUrl, ccbaUri, ccbaCid)
   return index === 0 ? first : `${first}/${index}`
 }
+
+/** A settled payment as both sides keep it: the transaction, who paid, where, how much (atomic units, decimal). */
+export interface Settlement {
+  txid: string
+  payer: string
+  network: string
+  amount: string
+}

@@ -5,6 +5,7 @@
  * forgets a grant nor provisions one twice. The requester's receipt key is kept here too: the data
  * dir is 0700, like the node key beside it.
  */
+import type { Settlement } from '../market/payment.js'
 import { z } from 'zod'
 import { decodeCanonical, encodeCanonical } from '../market/cbor.js'
 import { bytes, did, unixSecs } from '../market/schema.js'
@@ -52,12 +53,8 @@ export interface StoredContract {
   updatedAtUnixSecs: number
 }
 
-export interface StoredPayment {
-  txid: string
-  payer: string
-  network: string
-  amount: string
-}
+/** A settled payment (market/payment.ts Settlement). */
+export type StoredPayment = Settlement
 
 const schema = z.strictObject({
   role: z.enum(['requester', 'provider']),

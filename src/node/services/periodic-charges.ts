@@ -98,8 +98,8 @@ export class PeriodicCharges implements Startable {
 
   private lapseOverdue (): void {
     const now = nowSecs(this.components)
-    for (const key of this.deps.payments.overdue(now)) {
-      for (const keys of this.open.values()) if (keys.has(key)) this.deps.payments.lapse(key)
+    for (const key of this.deps.payments.charges.overdue(now)) {
+      for (const keys of this.open.values()) if (keys.has(key)) this.deps.payments.charges.lapse(key)
     }
   }
 
@@ -113,7 +113,7 @@ export class PeriodicCharges implements Startable {
     for (const [key, due] of keys) {
       if (due <= now) continue
       keys.delete(key)
-      this.deps.payments.close(key)
+      this.deps.payments.charges.close(key)
     }
     if (keys.size === 0) this.open.delete(id)
   }

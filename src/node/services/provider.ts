@@ -335,7 +335,7 @@ export class ProviderService implements Startable {
       checkPaidAccept(ccba, pending.ccba, ccbap, pending.bid.ccb)
       const terms = this.init.payments.terms as PaymentTerms
       await this.init.payments.findTransfer(ccbap.value.txid, { from: ccbap.value.cmesh.payer, to: terms.payTo, amount: pending.bid.ccb.value.bid.cost })
-      const settled = this.init.payments.settlement(id)
+      const settled = this.init.payments.charges.settlement(id)
       if (settled === undefined) throw new PaymentError('PAYMENT_MISMATCH', 'no payment for this accept has settled here yet')
       if (settled.txid !== ccbap.value.txid) throw new PaymentError('PAYMENT_MISMATCH', `this accept was paid by ${settled.txid}, not ${ccbap.value.txid}`)
     } catch (err) {
@@ -344,7 +344,7 @@ export class ProviderService implements Startable {
     }
     // Two paid accepts racing for one grant: only the first provisions.
     if (!this.awaiting.delete(id)) return { failed: { code: 'GRANT_IN_PROGRESS', detail: 'this grant is already being provisioned' } }
-    const payment = this.init.payments.settlement(id) as StoredPayment
+    const payment = this.init.payments.charges.settlement(id) as StoredPayment
     const contract: Grantable = { ...pending, base: { ...pending.base, state: 'provisioning', ccba: ccba.bytes, ccbap: ccbap.bytes, payment } }
     await this.save(contract.base)
     return await this.provisionGrant(contract, ccba, pending.userData, progress, signal)
@@ -354,8 +354,8 @@ export class ProviderService implements Startable {
   private lapsePayments (): void {
     const now = nowSecs(this.components)
     for (const [id, pending] of this.awaiting) {
-      if (pending.deadlineUnixSecs > now || this.init.payments.settlement(id) !== undefined) continue
-      this.init.payments.lapse(id)
+      if (pending.deadlineUnixSecs > now || this.init.payments.charges.settlement(id) !== undefined) continue
+      this.init.payments.charges.lapse(id)
     }
   }
 
