@@ -6,8 +6,8 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { IssuerKeys, verifyWorkloadToken, WifError, type VerifiedWorkload } from '../src/node/wif-verify.js'
-import type { WifRule } from '../src/node/wif-rules.js'
+import { IssuerKeys, verifyWorkloadToken, WifError, type VerifiedWorkload } from '../src/protocols/wif-verify.js'
+import type { WifRule } from '../src/market/wif-subject.js'
 
 export interface Downstream {
   url: string

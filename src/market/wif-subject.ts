@@ -27,3 +27,14 @@ export function subjectMatches (rule: string, subject: string): boolean {
   const got = subject.split(':')
   return want.length === got.length && want.every((seg, i) => seg === '*' ? (got[i] as string) !== '' : seg === got[i])
 }
+
+/** A requester's rule: which issuer + subject, with tokens for which audience, may do what (`cmesh trust wif`). */
+export interface WifRule {
+  /** The issuer exactly as tokens name it (`iss`), i.e. the bid's `wif.issuer_uri`. */
+  issuer: string
+  /** The subject; a `*` segment matches any one segment (subjectMatches). */
+  subject: string
+  audience: string
+  /** Actions this rule allows (the downstream service names its own). */
+  allow: string[]
+}

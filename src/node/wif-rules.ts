@@ -6,6 +6,7 @@
 import { readFile, mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { z } from 'zod'
+import type { WifRule } from '../market/wif-subject.js'
 import { writeFileAtomic } from './atomic-file.js'
 import { NodeError } from './errors.js'
 
@@ -19,8 +20,8 @@ export const wifRuleSchema = z.strictObject({
   audience: z.string().min(1).max(512),
   /** Actions this rule allows (the downstream service names its own). */
   allow: z.array(z.string().regex(/^[a-z0-9][a-z0-9:._-]{0,63}$/)).min(1).max(64)
-})
-export type WifRule = z.infer<typeof wifRuleSchema>
+}) satisfies z.ZodType<WifRule>
+export type { WifRule }
 const rulesSchema = z.array(wifRuleSchema).max(1000)
 
 export function wifRulesPath (dataDir: string): string {

@@ -6,8 +6,7 @@
  */
 import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTVerifyGetKey } from 'jose'
 import { CmeshError } from '../market/errors.js'
-import { subjectMatches } from '../market/wif-subject.js'
-import type { WifRule } from './wif-rules.js'
+import { subjectMatches, type WifRule } from '../market/wif-subject.js'
 
 export type WifErrorCode = 'WIF_TOKEN_MALFORMED' | 'WIF_ISSUER_UNTRUSTED' | 'WIF_ISSUER_UNREACHABLE' | 'WIF_SIGNATURE_INVALID' | 'WIF_TOKEN_EXPIRED' | 'WIF_AUDIENCE_MISMATCH' | 'WIF_SUBJECT_REFUSED'
 export class WifError extends CmeshError<WifErrorCode> {}
