@@ -1,6 +1,6 @@
 /**
  * The demo's downstream service: the thing a requester configured RBAC for. It accepts a request
- * only with a workload token its rules allow (src/node/wif-verify.ts): signed by the trusted
+ * only with a workload token its rules allow (src/protocols/wif-verify.ts): signed by the trusted
  * issuer's current JWKS, for its audience, not expired, and a subject a rule allows the action.
  * `GET /work` needs the action `work`. Binds 127.0.0.1 on a free port.
  */
