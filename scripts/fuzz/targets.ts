@@ -15,7 +15,7 @@ import {
   identityFromSeed, signRecord, decodeRecord, rateTableDigest, encodeCanonical, rawCidForBytes, utf8, toHex, bytesEqual,
   ProviderCardType, RetirementType, CcrfpType, userDataRef, COLLECTION_RECORD_TYPES, RecordError, SUMMARY_BUCKETS,
   CcbType, DeclineType, CcbaType, CcrType, VouchType, DenounceType, TRUST_RECORD_TYPES, CCBAP_NSID, strongRefTo,
-  HeartbeatType, TerminationType,
+  HeartbeatType, TerminationType, CcbapType,
   datetimeFromUnixSecs, parseDatetimeMs, formatAtUri, tidFromTime, cidForBytes, type SignedCcrfp,
   type AnyRecordType, type Identity, type ProviderCard, type Rate, type SignedRecord
 } from '../../src/market/index.js'
@@ -130,7 +130,7 @@ function recordSeeds (): Record<'card' | 'retirement' | 'ccrfp', RecordSeeds> {
   }
 }
 
-type ContractKind = 'ccb' | 'decline' | 'ccba' | 'ccr' | 'vouch' | 'denounce' | 'heartbeat' | 'termination'
+type ContractKind = 'ccb' | 'decline' | 'ccba' | 'ccbap' | 'ccr' | 'vouch' | 'denounce' | 'heartbeat' | 'termination'
 
 /**
  * Two of each contract record, chained onto the two CCRFP seeds: every optional field present in
@@ -200,7 +200,11 @@ function contractSeeds (ccrfp: RecordSeeds): Record<ContractKind, RecordSeeds> {
   const heartbeat2 = signRecord(HeartbeatType, { contract: strongRefTo(ccba2), provider: c.did, seq: 2 ** 40, atUnixSecs: T0 + 600, periodSecs: 3600, usage: { uptimeSecs: 0 } }, c)
   const termination1 = signRecord(TerminationType, { contract: strongRefTo(ccba1), by: b.did, reason: 'EXPIRED', detail: 'valid-to reached', atUnixSecs: T0 + 3700, usage: { uptimeSecs: 3600, cpuMillis: 99, memMiB: 4096 } }, b)
   const termination2 = signRecord(TerminationType, { contract: strongRefTo(ccba1), by: a.did, reason: 'REQUESTER', detail: '', atUnixSecs: T0 + 200 }, a)
+  // Payment records (§6f): the first payment of the paid bid, and a later period's.
+  const ccbap1 = signRecord(CcbapType, { embed: strongRefTo(ccb2), txid: `0x${'ab'.repeat(32)}`, requester: b.did, createdAtUnixSecs: T0 + 45, cmesh: { ccba: strongRefTo(ccba1), network: 'eip155:8453', payer: `0x${'11'.repeat(20)}`, amount: ((1n << 64n) - 1n).toString() } }, b)
+  const ccbap2 = signRecord(CcbapType, { embed: strongRefTo(ccb2), txid: `0x${'0'.repeat(64)}`, requester: b.did, createdAtUnixSecs: T0 + 700, cmesh: { ccba: strongRefTo(ccba2), network: 'eip155:1', payer: `0x${'0'.repeat(40)}`, amount: '0' } }, b)
   return {
+    ccbap: { bytes: [bytesOf(ccbap1), bytesOf(ccbap2)], signers: [b, b] },
     heartbeat: { bytes: [bytesOf(heartbeat1), bytesOf(heartbeat2)], signers: [b, c] },
     termination: { bytes: [bytesOf(termination1), bytesOf(termination2)], signers: [b, a] },
     ccb: { bytes: [bytesOf(ccb1), bytesOf(ccb2)], signers: [b, c] },
@@ -527,16 +531,19 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
   const [rfpSeed, rfpSeed2] = rec.ccrfp.bytes as [Uint8Array, Uint8Array]
   const [ccbSeed, ccbSeed2] = con.ccb.bytes as [Uint8Array, Uint8Array]
   const [ccbaSeed] = con.ccba.bytes as [Uint8Array]
-  const contractRecords = [...rec.ccrfp.bytes, ...con.ccb.bytes, ...con.decline.bytes, ...con.ccba.bytes, ...con.ccr.bytes]
+  const contractRecords = [...rec.ccrfp.bytes, ...con.ccb.bytes, ...con.decline.bytes, ...con.ccba.bytes, ...con.ccbap.bytes, ...con.ccr.bytes]
   const lifecycleRecords = [...con.heartbeat.bytes, ...con.termination.bytes]
   const reason = (code: string, detail: string): { code: string, detail: string } => ({ code, detail })
   const receipt = { enc: d32('receipt enc'), ct: new Uint8Array(600).fill(0x33) }
-  const bidRequests: Array<Record<string, unknown>> = [{ rfp: rfpSeed }, { rfp: rfpSeed2 }, { accept: ccbaSeed }, { release: { ccb: decodeRecord(ccbSeed, [CcbType]).cid } }]
+  const [ccbapSeed] = con.ccbap.bytes as [Uint8Array]
+  const bidRequests: Array<Record<string, unknown>> = [{ rfp: rfpSeed }, { rfp: rfpSeed2 }, { accept: ccbaSeed }, { paid: { ccba: ccbaSeed, ccbap: ccbapSeed } }, { release: { ccb: decodeRecord(ccbSeed, [CcbType]).cid } }]
   const bidAnswers: Array<Record<string, unknown>> = [{ ccb: ccbSeed }, { ccb: ccbSeed2 }, ...con.decline.bytes.map((decline) => ({ decline })), { refused: reason('BID_NOT_BONDED', 'attest first: this connection has no bond at the provider\'s floor') }]
   const bidProvision: Array<Record<string, unknown>> = [
     { progress: { stage: 'provision:starting', at: T0 * 1000 + 250 } },
     ...con.ccr.bytes.map((ccr) => ({ ccr, receipt })),
     { failed: reason('USER_DATA_MISMATCH', 'the sealed user_data does not hash to the RFP\'s reference') },
+    { payment: { url: 'http://127.0.0.1:8402/x402/ccr/at%3A%2F%2Fdid%3Akey%3Az6Mk%2Fcom.publicdomainrelay.temp.ccba%2F3k/bafy', deadlineUnixSecs: T0 + 160 } },
+    { failed: reason('PAYMENT_NOT_ON_CHAIN', 'transaction 0xab… is not on chain 8453') },
     { refused: reason('BID_NOT_BONDED', '') }
   ]
   const targets: FuzzTarget[] = [
@@ -547,6 +554,7 @@ export async function buildTargets (names: string[] = []): Promise<FuzzTarget[]>
     recordTarget('decline', con.decline, [DeclineType], 'decodeRecord(bytes, [DeclineType]) as the requester calls it on a decline'),
     recordTarget('ccba', con.ccba, [CcbaType], 'decodeRecord(bytes, [CcbaType]) as the provider calls it on an accept'),
     recordTarget('ccr', con.ccr, [CcrType], 'decodeRecord(bytes, [CcrType]) as the requester calls it on a receipt'),
+    recordTarget('ccbap', con.ccbap, [CcbapType], 'decodeRecord(bytes, [CcbapType]) as the provider calls it on a paid accept'),
     recordTarget('vouch', con.vouch, TRUST_RECORD_TYPES, 'decodeRecord(bytes, TRUST_RECORD_TYPES) as the trust service reads its store'),
     recordTarget('denounce', con.denounce, TRUST_RECORD_TYPES, 'decodeRecord(bytes, TRUST_RECORD_TYPES) as the trust service reads its store'),
     recordTarget('heartbeat', con.heartbeat, [HeartbeatType], 'decodeRecord(bytes, [HeartbeatType]) as the requester calls it on a heartbeat'),
