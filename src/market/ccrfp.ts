@@ -42,6 +42,11 @@ export interface CcrfpRequirements {
   priceCapWei: bigint
   durationSecs: number
   bidWindowSecs: number
+  /**
+   * Random bytes that make each RFP its own record: two requests with the same fields in the same
+   * second would otherwise be one record (one CID), and their bids, holds and contracts one too.
+   */
+  nonce?: Uint8Array
 }
 
 /** The lexicon's location; either part may be absent. Only `region` is matched (against backend regions). */
@@ -99,7 +104,8 @@ const requirementsSchema = z.strictObject({
   expectedMeasurements: bytes(32).optional(),
   priceCapWei: wei,
   durationSecs: uint.min(MIN_DURATION_SECS).max(MAX_DURATION_SECS),
-  bidWindowSecs: uint.min(1).max(MAX_BID_WINDOW_SECS)
+  bidWindowSecs: uint.min(1).max(MAX_BID_WINDOW_SECS),
+  nonce: bytes(8).optional()
 })
 
 const locationSchema = z.strictObject({
@@ -148,7 +154,8 @@ export const CcrfpType: RecordType<Ccrfp> = {
       ...(r.cmesh.expectedMeasurements !== undefined ? { expectedMeasurements: r.cmesh.expectedMeasurements } : {}),
       priceCapWei: weiToString(r.cmesh.priceCapWei),
       durationSecs: r.cmesh.durationSecs,
-      bidWindowSecs: r.cmesh.bidWindowSecs
+      bidWindowSecs: r.cmesh.bidWindowSecs,
+      ...(r.cmesh.nonce !== undefined ? { nonce: r.cmesh.nonce } : {})
     }
   }),
   author: (r) => r.requester,

@@ -66,6 +66,24 @@ describe('contract rules', () => {
     await alice.services.attestation.attest.attest(conn)
   })
 
+  it('the same request twice in the same second is two RFPs, two bids and two contracts', async () => {
+    const [first, second] = await Promise.all([
+      alice.services.requester.create({ ...rfpFields(), userData: USER_DATA }),
+      alice.services.requester.create({ ...rfpFields(), userData: USER_DATA })
+    ])
+    assert.equal(first.value.createdAtUnixSecs, second.value.createdAtUnixSecs, 'made in the same second')
+    assert.ok(!first.cid.equals(second.cid), 'two records')
+    for (const rfp of [first, second]) {
+      let status: any
+      await waitFor('the contract is ready', async () => {
+        status = await alice.services.requester.status(rfp.cid.toString())
+        return ['ready', 'failed', 'no-bids'].includes(status.state)
+      }, 30_000)
+      assert.equal(status.state, 'ready', JSON.stringify(status))
+      await alice.services.contractWatch.terminate(rfp.cid.toString())
+    }
+  })
+
   it('every decline code the provider can give reaches the requester, through the flow and on the wire', async () => {
     // Through the requester's flow: the status lists each decline with Bob's reason.
     const viaFlow: Array<[string, Parameters<typeof rfpFields>[0]]> = [
@@ -129,12 +147,13 @@ describe('contract rules', () => {
     const { ccb } = await ask(rfp)
     assert.ok(ccb !== undefined)
     const ccba = await ccbaFor(rfp, ccb)
+    const provisioned = async (): Promise<number> => Number((await bob.metrics.registry.getSingleMetricAsString('cmesh_provision_duration_seconds')).match(/_count\{[^}]*outcome="ready"[^}]*\} (\d+)/)?.[1] ?? 0)
+    const before = await provisioned()
     const first = await bid().accept(conn, ccba.bytes)
     const again = await bid().accept(conn, ccba.bytes)
     assert.ok('ccr' in first && 'ccr' in again, 'an unsettled (wei) bid needs no payment')
     assert.deepEqual(again.ccr, first.ccr, 'the stored answer, not a second machine')
-    const provisioned = (await bob.metrics.registry.getSingleMetricAsString('cmesh_provision_duration_seconds')).match(/_count\{[^}]*outcome="ready"[^}]*\} (\d+)/)
-    assert.equal(provisioned?.[1], '1')
+    assert.equal(await provisioned(), before + 1)
 
     // A crash between "provisioning" on disk and the receipt: the store says provisioning.
     const store = (bob as any).parts.components.store

@@ -5,6 +5,7 @@
  * lets the policy engine choose, accepts one bid with the user_data sealed to that provider alone,
  * tells the others they were not chosen, and keeps the CCR and sealed receipt it gets back.
  */
+import { randomBytes } from 'node:crypto'
 import type { Connection, Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeRecord, signRecord } from '../../market/record.js'
@@ -68,7 +69,8 @@ export class Requester implements Startable {
   async publishRfp (fields: Omit<Ccrfp, 'requester' | 'createdAtUnixSecs'>): Promise<SignedCcrfp> {
     const { identity, rfps, events } = this.components
     const now = nowSecs(this.components)
-    const rfp = signRecord(CcrfpType, { ...fields, requester: identity.did, createdAtUnixSecs: now }, identity)
+    // A fresh nonce: the same request twice in one second is two RFPs, not one record.
+    const rfp = signRecord(CcrfpType, { ...fields, cmesh: { ...fields.cmesh, nonce: fields.cmesh.nonce ?? new Uint8Array(randomBytes(8)) }, requester: identity.did, createdAtUnixSecs: now }, identity)
     rfps.add(rfp, now)
     events.publish('rfp', rfpEvent(rfp))
     await this.deps.gossip.rfps.publish(rfp.bytes)
