@@ -23,6 +23,7 @@ import { CcbType, type SignedCcb } from '../../src/market/ccb.js'
 import { CcbaType, type SignedCcba } from '../../src/market/ccba.js'
 import { CcbapType } from '../../src/market/ccbap.js'
 import { CcrType } from '../../src/market/ccr.js'
+import { DeclineType } from '../../src/market/decline.js'
 import { userDataRef, type Ccrfp, type SignedCcrfp } from '../../src/market/ccrfp.js'
 import { strongRefTo } from '../../src/market/strong-ref.js'
 import { assetId } from '../../src/market/payment.js'
@@ -104,6 +105,8 @@ describe('x402 payment on anvil', () => {
     assert.ok(ccr.value.ccba.cid.equals(ccba.cid), 'the CCR names the paid CCBA')
     const receipt = await chain.publicClient.getTransactionReceipt({ hash: ccbap.value.txid as `0x${string}` })
     assert.equal(receipt.status, 'success')
+    // Ended now: Bob's capacity (two 1-cpu grants) is for the next test's accepts.
+    await alice.services.contractWatch.terminate(rfp.cid.toString())
   })
 
   it('refuses to provision before payment, refuses a txid not on chain, an under-paid and a replayed authorization', async () => {
@@ -195,7 +198,7 @@ describe('x402 payment on anvil', () => {
   async function acceptedBid (to: Connection = conn): Promise<{ rfp: SignedCcrfp, ccb: SignedCcb, ccba: SignedCcba }> {
     const rfp = await alice.services.requester.publishRfp(rfpFields())
     const answer = await bid().requestBid(to, rfp.bytes)
-    assert.ok('ccb' in answer, 'Bob bids')
+    assert.ok('ccb' in answer, `Bob bids (${'decline' in answer ? decodeRecord(answer.decline, [DeclineType]).value.code : ''})`)
     const ccb = decodeRecord(answer.ccb, [CcbType])
     const key = await generateReceiptKeyPair()
     const ccba = signRecord(CcbaType, {

@@ -69,7 +69,11 @@ describe('verified levels: a bounded queue', () => {
     assert.equal(levels.get(staller.did), undefined, 'the stalled check is still waiting for its evidence')
 
     // Its own deadline ends it: evidence unavailable proves Software, and the claim stays visible.
-    await waitFor('the stalled check ended', () => levels.get(staller.did) !== undefined, 60_000)
+    await waitFor('the stalled check ended', () => levels.get(staller.did) !== undefined, 60_000).catch(async (err) => {
+      // What the queue was doing, for the report: still running (stuck) or done without a verdict.
+      t.diagnostic(`queue ${JSON.stringify(auditor.services.verifiedLevels.queued)}; evidence fetches ${JSON.stringify((await auditor.metrics.evidenceFetches.get()).values)}; requests to the staller ${requests}; shown ${auditor.collection.get(staller.did, Math.floor(Date.now() / 1000))?.cid.toString() ?? 'none'} vs ${bad.cid.toString()}`)
+      throw err
+    })
     t.diagnostic(`the stalled check ended ${(performance.now() - queuedAt).toFixed(0)} ms after the honest cards were queued`)
     assert.equal(levels.get(staller.did)?.level, 'Software')
     assert.equal(levels.get(staller.did)?.claimed, 'TdxRemote')
