@@ -5,17 +5,23 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { verifyTdxQuote, type TdxVerification } from '../attestation/tdx-verifier.js'
-import { parseCollateral } from '../attestation/collateral.js'
-import { intelTrustAnchor, trustAnchorFromPem, type TrustAnchor } from '../attestation/trust-anchor.js'
-import { tcbPolicy } from '../attestation/policy.js'
-import { createTestPki, createCollateral, createQuote } from '../attestation/simulator.js'
+import type { TdxVerification } from '../attestation/tdx-verifier.js'
+import type { TrustAnchor } from '../attestation/trust-anchor.js'
 import { fromHex } from '../market/bytes.js'
 import { NodeError } from './errors.js'
 import type { CliRun } from './cli-io.js'
 import { readRecordsFile } from './collection-file.js'
 import { isCard } from '../market/collection.js'
-import { buildKey, checkBuild, recordBuildResult } from './build-check.js'
+
+/** The TDX verification stack (X.509, DCAP, the simulator) loads only for the command that uses it: `cmesh cards` should not pay for it. */
+const attestationStack = async () => ({
+  ...(await import('../attestation/tdx-verifier.js')),
+  ...(await import('../attestation/collateral.js')),
+  ...(await import('../attestation/trust-anchor.js')),
+  ...(await import('../attestation/policy.js')),
+  ...(await import('../attestation/simulator.js')),
+  ...(await import('./build-check.js'))
+})
 
 async function readQuote (arg: string): Promise<Uint8Array> {
   const text = arg.trim()
@@ -71,6 +77,7 @@ export function addAttestCommands (program: Command, run: CliRun): void {
     .option('--allow-sw-hardening-needed', 'accept TCB status SWHardeningNeeded too')
     .option('--json', 'print JSON')
     .action(async (quoteArg: string, opts) => {
+      const { trustAnchorFromPem, intelTrustAnchor, verifyTdxQuote, parseCollateral, tcbPolicy } = await attestationStack()
       let anchor: TrustAnchor
       if (opts.root !== undefined) {
         let pem: string
@@ -106,6 +113,7 @@ export function addAttestCommands (program: Command, run: CliRun): void {
     .option('--timeout <secs>', 'give up on the recipe after this long', (v) => Number(v), 600)
     .option('--json', 'print JSON')
     .action(async (cardPath: string, opts) => {
+      const { checkBuild, recordBuildResult, buildKey } = await attestationStack()
       const { records, refused } = await readRecordsFile(cardPath)
       const card = records.find(isCard)
       if (card === undefined) throw new NodeError('INPUT_INVALID', `${cardPath} holds no valid provider card${refused.length > 0 ? ` (${refused[0]?.code ?? ''})` : ''}`)
@@ -156,6 +164,7 @@ export function addAttestCommands (program: Command, run: CliRun): void {
     .option('--seed <text>', 'derive the test PKI keys from this seed (default: fresh random keys)')
     .option('--revoked', 'list the PCK certificate in the PCK CRL (for testing refusals)')
     .action(async (opts) => {
+      const { createTestPki, createQuote, createCollateral } = await attestationStack()
       const pki = await createTestPki({ ...(opts.seed !== undefined ? { seed: opts.seed } : {}), revokePckLeaf: opts.revoked === true })
       const quote = await createQuote(pki, {
         ...(opts.reportData !== undefined ? { reportData: hexArg(opts.reportData, 64, '--report-data') } : {}),

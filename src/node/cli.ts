@@ -17,7 +17,7 @@ import { encodeSnapshot, readRecordsFile, type RefusedRecord } from './collectio
 import { writeFileAtomic } from './atomic-file.js'
 import { buildAuditReport, auditReportToJson, auditReportToText } from './audit-report.js'
 import { NodeError } from './errors.js'
-import { CmeshNode } from './node.js'
+import type { CmeshNode } from './node.js'
 import { readConfigFile, resolveConfig, ROLES } from './config.js'
 import { apiGet } from './api.js'
 import { decodeSnapshot, type RecordsRead } from './collection-file.js'
@@ -203,7 +203,8 @@ export function buildProgram (run: CliRun = new CliRun(processIo)): Command {
         ...(opts.apiPort !== undefined ? { apiPort: opts.apiPort } : {}),
         ...(opts.roles !== undefined ? { roles: opts.roles } : {})
       })
-      const node = new CmeshNode({ config, newIdentity: opts.newIdentity === true })
+      // The node (libp2p, the services and their dependencies) loads only for `start`.
+      const node: CmeshNode = new (await import('./node.js')).CmeshNode({ config, newIdentity: opts.newIdentity === true })
       // Signal handlers go in before anything is printed: whoever reads the banner may signal at
       // once. A signal during start-up is held until the node is up, then honoured; a start that
       // fails has already stopped whatever it opened, and takes its handlers with it.

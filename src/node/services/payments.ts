@@ -10,15 +10,14 @@
  */
 import type { Startable } from '@libp2p/interface'
 import { join } from 'node:path'
-import { createPublicClient, createWalletClient, defineChain, http, parseEventLogs, type PublicClient } from 'viem'
-import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
-import { x402Facilitator } from '@x402/core/facilitator'
-import { ExactEvmScheme as ExactEvmFacilitatorScheme } from '@x402/evm/exact/facilitator'
-import { toFacilitatorEvmSigner } from '@x402/evm'
+// The chain stack (viem, the x402 EVM scheme) loads at start only on a node with a payment config.
+import type { PublicClient } from 'viem'
+import type { PrivateKeyAccount } from 'viem/accounts'
+import type { x402Facilitator } from '@x402/core/facilitator'
 import { exactRequirements, networkOf, sameAddress, type PaymentTerms } from '../../market/payment.js'
 import { errorText } from '../../protocols/error-text.js'
 import { PAYMENT_AUTH_TIMEOUT_SECS, PaymentError, X402Charges } from '../../protocols/x402-charges.js'
-import { payX402, type PaymentExpectation } from '../../protocols/x402-payer.js'
+import type { PaymentExpectation } from '../../protocols/x402-payer.js'
 import { nowSecs, type NodeComponents } from '../components.js'
 import type { StoredPayment } from '../contract-state.js'
 import { loadOrCreateEvmKey } from '../evm-key.js'
@@ -99,6 +98,11 @@ export class PaymentService implements Startable {
   async start (): Promise<void> {
     const p = this.components.config.payment
     if (p === undefined) return
+    const { createPublicClient, createWalletClient, defineChain, http } = await import('viem')
+    const { privateKeyToAccount } = await import('viem/accounts')
+    const { x402Facilitator } = await import('@x402/core/facilitator')
+    const { ExactEvmScheme: ExactEvmFacilitatorScheme } = await import('@x402/evm/exact/facilitator')
+    const { toFacilitatorEvmSigner } = await import('@x402/evm')
     const key = await loadOrCreateEvmKey(join(this.components.dataDir, 'evm.key'))
     const account = privateKeyToAccount(key)
     const chain = defineChain({ id: p.chainId, name: `cmesh-${p.chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [p.rpcUrl] } } })
@@ -156,6 +160,7 @@ export class PaymentService implements Startable {
       throw new PaymentError('PAYMENT_CHAIN_UNREACHABLE', `cannot read transaction ${txid}: ${errorText(err)}`, {}, { cause: err })
     }
     if (receipt.status !== 'success') throw new PaymentError('PAYMENT_TX_FAILED', `transaction ${txid} reverted`)
+    const { parseEventLogs } = await import('viem')
     const transfers = parseEventLogs({ abi: transferEvent, logs: receipt.logs, eventName: 'Transfer' })
     const match = transfers.some((log) => sameAddress(log.address, p.asset) && sameAddress(log.args.from, expect.from) && sameAddress(log.args.to, expect.to) && log.args.value === expect.amount)
     if (!match) throw new PaymentError('PAYMENT_MISMATCH', `transaction ${txid} does not move ${expect.amount.toString()} of ${p.asset} from ${expect.from} to ${expect.to}`)
@@ -171,6 +176,7 @@ export class PaymentService implements Startable {
     if (p === undefined || account === undefined) throw new PaymentError('PAYMENT_UNAVAILABLE', 'this node has no payment config: it cannot pay for a bid')
     if (p.maxPerPayment !== undefined && expect.amount > BigInt(p.maxPerPayment)) throw new PaymentError('PAYMENT_REFUSED', `the bid costs ${expect.amount.toString()}, over payment.maxPerPayment ${p.maxPerPayment}`)
     if (expect.network !== networkOf(p.chainId) || !sameAddress(expect.asset, p.asset)) throw new PaymentError('PAYMENT_REFUSED', `the bid settles in ${expect.asset} on ${expect.network}; this node pays in ${p.asset} on ${networkOf(p.chainId)}`)
+    const { payX402 } = await import('../../protocols/x402-payer.js')
     const { txid } = await payX402(url, expect, { address: account.address, signTypedData: async (m) => await account.signTypedData(m as any) }, signal)
     await this.findTransfer(txid, { from: account.address, to: expect.payTo, amount: expect.amount })
     this.components.metrics.payments.inc({ role: 'requester', outcome: 'settled' })
