@@ -1,0 +1,72 @@
+/**
+ * Start-up and idle cost of one node, measured from the built CLI (`dist/`):
+ *   (a) `cmesh cards` and `cmesh status` against no running node: the cost of loading the CLI
+ *       and answering (the command fails fast: nothing to ask), median of `--runs`;
+ *   (b) `cmesh start` on embedded defaults: spawn → the banner's last line, median of `--starts`;
+ *   (c) the started node's RSS after `--idle` seconds, and its CPU time over that idle period
+ *       (utime + stime from /proc).
+ *
+ *   node --import tsx scripts/bench/startup.ts [--runs 7] [--starts 3] [--idle 10]
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const args = new Map<string, string>()
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]?.replace(/^--/, '') ?? '', process.argv[i + 1] ?? '')
+const runs = Number(args.get('runs') ?? 7)
+const starts = Number(args.get('starts') ?? 3)
+const idleSecs = Number(args.get('idle') ?? 10)
+const bin = fileURLToPath(new URL('../../dist/src/node/bin.js', import.meta.url))
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
+const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100)
+
+async function cpuSecs (pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / ticks
+}
+
+async function rssMiB (pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+  return Number(m?.[1] ?? NaN) / 1024
+}
+
+function timeCommand (command: string[]): number {
+  const t = performance.now()
+  spawnSync(process.execPath, [bin, ...command], { stdio: 'ignore' })
+  return performance.now() - t
+}
+
+const out: string[] = [`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`]
+const none = join(tmpdir(), 'cmesh-bench-none')
+for (const command of [['cards', '--data', none], ['status', '--data', none]]) {
+  const times = Array.from({ length: runs }, () => timeCommand(command))
+  out.push(`cmesh ${command[0] as string}: median ${median(times).toFixed(0)} ms over ${runs} runs`)
+}
+const ready: number[] = []
+const rss: number[] = []
+const idleCpu: number[] = []
+for (let i = 0; i < starts; i++) {
+  const dir = await mkdtemp(join(tmpdir(), 'cmesh-bench-start-'))
+  const t = performance.now()
+  const child = spawn(process.execPath, [bin, 'start', '--data', dir], { stdio: ['ignore', 'pipe', 'ignore'] })
+  let text = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { text += d; if (text.includes('(Ctrl-C stops)')) resolve() })
+    child.once('exit', (code) => { reject(new Error(`cmesh start exited ${String(code)}`)) })
+  })
+  ready.push(performance.now() - t)
+  const pid = child.pid as number
+  const before = await cpuSecs(pid)
+  await new Promise((resolve) => setTimeout(resolve, idleSecs * 1000))
+  idleCpu.push(await cpuSecs(pid) - before)
+  rss.push(await rssMiB(pid))
+  child.kill('SIGINT')
+  await new Promise((resolve) => child.once('exit', resolve))
+  await rm(dir, { recursive: true, force: true })
+}
+out.push(`cmesh start → banner: median ${median(ready).toFixed(0)} ms over ${starts} starts`)
+out.push(`idle node after ${idleSecs} s: RSS median ${median(rss).toFixed(0)} MiB; CPU ${median(idleCpu).toFixed(2)} s over those ${idleSecs} s`)
+console.log(out.join('\n'))
