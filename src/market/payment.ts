@@ -33,12 +33,6 @@ export function networkOf (chainId: number): string {
   return `eip155:${chainId}`
 }
 
-export function chainIdOf (network: string): number {
-  const m = NETWORK.exec(network)
-  if (m === null) throw new TypeError(`not an eip155 network: ${network}`)
-  return Number(m[1])
-}
-
 /** CAIP-19 asset id: what a paid CCB's `currency` holds. */
 export function assetId (network: string, asset: string): string {
   return `${network}/erc20:${asset.toLowerCase()}`
@@ -119,7 +113,7 @@ export function totalCost (plan: PaymentPlan): bigint {
 }
 
 /** One payment of a contract: its index and when it is due (unix seconds). */
-export interface PaymentDue {
+export interface ScheduledPayment {
   index: number
   dueUnixSecs: number
 }
@@ -129,7 +123,7 @@ export interface PaymentDue {
  * at the start of what it pays for (the first is paid before the machine exists, so it is listed
  * as due at the start); otherwise at its end (the last at the contract's end).
  */
-export function paymentSchedule (plan: PaymentPlan, startUnixSecs: number): PaymentDue[] {
+export function paymentSchedule (plan: PaymentPlan, startUnixSecs: number): ScheduledPayment[] {
   const n = paymentCount(plan)
   const period = plan.frequency === 'per-period' && plan.periodSecs !== undefined ? plan.periodSecs : plan.durationSecs
   const end = startUnixSecs + plan.durationSecs

@@ -68,10 +68,6 @@ export class PaymentService implements Startable {
     }
   }
 
-  get enabled (): boolean {
-    return this.components.config.payment !== undefined
-  }
-
   /** This node's payment terms, for its card (provider) — undefined without a payment config. */
   get terms (): PaymentTerms | undefined {
     const p = this.components.config.payment

@@ -16,7 +16,7 @@ import { TerminationType } from '../../market/termination.js'
 import { isPaidBid } from '../../market/contract-checks.js'
 import { openReceipt } from '../../market/sealed-receipt.js'
 import { strongRefTo } from '../../market/strong-ref.js'
-import { paymentSchedule, parseAssetId, planOf, x402PaymentUrl, type PaymentDue } from '../../market/payment.js'
+import { paymentSchedule, parseAssetId, planOf, x402PaymentUrl, type ScheduledPayment } from '../../market/payment.js'
 import { errorText } from '../../protocols/error-text.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
 import { decodeContract, type StoredContract } from '../contract-state.js'
@@ -34,7 +34,7 @@ interface Owed {
   ccba: SignedCcba
   /** The provider's id for the contract: the first accept's CID (its x402 resources hang off it). */
   firstCid: string
-  due: PaymentDue
+  due: ScheduledPayment
   payAt: number
   inFlight?: boolean
 }

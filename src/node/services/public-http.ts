@@ -3,7 +3,8 @@
  * the x402 payment endpoint (requesters pay here) and the workload identity issuer (workloads on
  * granted machines exchange credentials here). Other services add their routes before `start`.
  * Unlike the local API it has no bearer token: each route authenticates what it serves (a
- * payment, a workload credential). Bodies are JSON, at most 16 KiB; every request has a deadline.
+ * payment, a workload credential). Bodies are JSON or form-encoded (OAuth clients send the
+ * latter), at most 16 KiB; every request has a deadline.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -129,7 +130,7 @@ async function readJson (req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk as Buffer)
   }
   if (size === 0) return undefined
-  if (!/^application\/(json|x-www-form-urlencoded)\b/.test(type)) throw new HttpRefusal('BODY_INVALID', 'bodies are application/json', { status: 415 })
+  if (!/^application\/(json|x-www-form-urlencoded)\b/.test(type)) throw new HttpRefusal('BODY_INVALID', 'bodies are application/json or application/x-www-form-urlencoded', { status: 415 })
   const text = Buffer.concat(chunks).toString('utf8')
   if (type.startsWith('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(text))
   try {
