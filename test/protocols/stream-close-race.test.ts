@@ -10,7 +10,8 @@ import { testNetwork } from '../helpers/mesh.js'
  * @chainsafe/libp2p-yamux 8.0.1 sends a new stream's first window update from a microtask; when the
  * connection closed in between, that send threw with nobody to catch it and ended the process
  * (patches/@chainsafe+libp2p-yamux+8.0.1.patch, docs/upstream/yamux-new-stream-microtask.md).
- * Here streams are opened while connections close at random moments, on either side.
+ * Here streams are opened while connections close at random moments, on either side; and its
+ * abort() threw on a closing transport (the same patch, docs/upstream/yamux-abort-goaway.md).
  */
 describe('opening streams on connections that close at the same moment', () => {
   const nodes: MeshLibp2p[] = []
@@ -57,5 +58,20 @@ describe('opening streams on connections that close at the same moment', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     assert.deepEqual(uncaught.map(String), [])
     assert.ok(opened > 0, 'some streams did open: the race was run, not skipped')
+  })
+
+  // The same package's abort() sent its GoAway unguarded: aborting a connection whose transport
+  // had begun to close threw, and the connection monitor's ping-failure handler, which calls
+  // abort() without a catch, turned that into an uncaught error (seen once in CI). The transport
+  // under the muxer was then never aborted either.
+  it('aborting a connection whose transport is closing does not throw', async () => {
+    const [a, b] = nodes as [MeshLibp2p, MeshLibp2p]
+    const thrown: string[] = []
+    for (let round = 0; round < 20; round++) {
+      const conn = await a.dial(b.getMultiaddrs())
+      void (conn as unknown as { maConn: { close: () => Promise<void> } }).maConn.close().catch(() => {})
+      try { conn.abort(new Error('ping failed')) } catch (err) { thrown.push(String(err)) }
+    }
+    assert.deepEqual(thrown, [])
   })
 })
