@@ -13,11 +13,8 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey } from '@libp2p/interface'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { cidForBytes } from '../market/cbor.js'
-import { concatBytes } from '../market/bytes.js'
 import { protocolId, topicName } from '../protocols/names.js'
-import { scoreParams } from '../protocols/gossip-scoring.js'
+import { gossipOptions } from './gossip-options.js'
 
 export interface MeshServices {
   identify: Identify
@@ -66,24 +63,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
   const services: Record<string, any> = {
     identify: identify(),
     ping: ping(),
-    pubsub: gossipsub({
-      globalSignaturePolicy: 'StrictSign',
-      // Message id = sha256(publisher ‖ record CID): the same record from its author is one message
-      // however often it is sent, and a copy re-signed by someone else cannot squat the id (gossipsub
-      // marks ids seen before our validator runs, which would let a fast forger censor the original).
-      msgIdFn: (msg) => msg.type === 'signed'
-        ? sha256(concatBytes(msg.from.toMultihash().bytes, cidForBytes(msg.data).bytes))
-        : cidForBytes(msg.data).bytes,
-      allowPublishToZeroTopicPeers: true,
-      ignoreDuplicatePublishError: true,
-      emitSelf: false,
-      heartbeatInterval: init.heartbeatMs ?? 1000,
-      // A limit on whole RPC frames, which batch many messages (IWANT answers); each message is
-      // capped by its topic's validator (16 KiB cards, 4 KiB RFPs).
-      maxInboundDataLength: 1024 * 1024,
-      scoreParams: scoreParams(topics, init.ipColocationWhitelist ?? ['127.0.0.1', '::1']),
-      allowedTopics: topics
-    })
+    pubsub: gossipsub(gossipOptions({ topics, ...(init.heartbeatMs !== undefined ? { heartbeatMs: init.heartbeatMs } : {}), ...(init.ipColocationWhitelist !== undefined ? { ipColocationWhitelist: init.ipColocationWhitelist } : {}) }))
   }
   if (init.dht !== false) {
     services.dht = kadDHT({
