@@ -62,6 +62,20 @@ const nameOf = (c: X509Certificate) => c.subject.replace(/\n/g, ', ')
 
 const serial = (hex: string) => hex.toLowerCase().replace(/^(00)+(?=.)/, '')
 
+/** The span [notBefore, notAfter] (ms since the epoch, both inclusive) over which every time check of a verification passed. */
+export interface Validity {
+  notBefore: number
+  notAfter: number
+}
+
+export const openValidity = (): Validity => ({ notBefore: -Infinity, notAfter: Infinity })
+
+/** Narrows `v` to [from, to]: a cached success may only be reused inside every window it was checked against. */
+export function narrowValidity (v: Validity, from: number, to: number): void {
+  v.notBefore = Math.max(v.notBefore, from)
+  v.notAfter = Math.min(v.notAfter, to)
+}
+
 export interface ChainCodes {
   /** Structure: length, names, CA flags, validity. */
   chain: AttestationErrorCode
@@ -69,6 +83,8 @@ export interface ChainCodes {
   signature: AttestationErrorCode
   /** PEM or DER that does not decode. */
   malformed: AttestationErrorCode
+  /** Which chain this is, put before every refusal's reason (the codes are shared by several chains). */
+  name?: string
 }
 
 /**
@@ -78,7 +94,17 @@ export interface ChainCodes {
  * or key, or a top certificate not issued (names, key identifiers) by the anchor. A certificate
  * whose issuer is right but whose signature does not verify is `codes.signature`.
  */
-export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: ChainCodes, { leafIsCa = false, length }: { leafIsCa?: boolean, length?: number } = {}): X509Certificate[] {
+export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: ChainCodes, options: { leafIsCa?: boolean, length?: number, validity?: Validity } = {}): X509Certificate[] {
+  if (codes.name === undefined) return verifyPath(pem, anchor, at, codes, options)
+  try {
+    return verifyPath(pem, anchor, at, codes, options)
+  } catch (err) {
+    if (!(err instanceof AttestationError)) throw err
+    throw new AttestationError(err.code, `${codes.name}: ${err.message}`, err.meta, { cause: err })
+  }
+}
+
+function verifyPath (pem: string, anchor: TrustAnchor, at: Date, codes: ChainCodes, { leafIsCa = false, length, validity }: { leafIsCa?: boolean, length?: number, validity?: Validity }): X509Certificate[] {
   const root = parseCert(anchor.der, 'VERIFIER_FAILED', 'the trust anchor')
   let certs = parsePemChain(pem, codes.malformed).map((der, i) => parseCert(der, codes.malformed, `certificate ${i}`))
   if (certs.length === 0) throw new AttestationError(codes.chain, 'empty certificate chain')
@@ -90,6 +116,7 @@ export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: 
     if (!Buffer.from(last.raw).equals(Buffer.from(root.raw))) {
       if (!last.verify(root.publicKey)) throw new AttestationError(codes.signature, 'the shipped root certificate\'s signature does not verify under the trusted root key')
       if (new Date(last.validFrom) > at || new Date(last.validTo) < at) throw new AttestationError(codes.chain, `the shipped root certificate is not valid at ${at.toISOString()}`)
+      if (validity !== undefined) narrowValidity(validity, +new Date(last.validFrom), +new Date(last.validTo))
     }
     certs = certs.slice(0, -1)
   }
@@ -103,6 +130,7 @@ export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: 
     }
     if (!cert.verify(issuer.publicKey)) throw new AttestationError(codes.signature, `certificate ${i} (${nameOf(cert)}): its signature does not verify under its issuer's key`)
     if (new Date(cert.validFrom) > at || new Date(cert.validTo) < at) throw new AttestationError(codes.chain, `certificate ${i} is not valid at ${at.toISOString()}`)
+    if (validity !== undefined) narrowValidity(validity, +new Date(cert.validFrom), +new Date(cert.validTo))
     if (i > 0 && !cert.ca) throw new AttestationError(codes.chain, `certificate ${i} issues certificates but is not a CA`)
     if (i === 0 && cert.ca !== leafIsCa) throw new AttestationError(codes.chain, leafIsCa ? 'CRL issuer is not a CA' : 'leaf certificate is a CA')
   }
@@ -112,9 +140,11 @@ export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: 
 export interface CheckedCrl {
   revokedSerials: Set<string>
   issuer: X509Certificate
+  /** The CRL's window in ms (nextUpdate Infinity when the CRL has none). */
+  thisUpdate: number
+  nextUpdate: number
 }
 
-/** Verifies a DER CRL against the certificate that must have issued it. */
 /** The length a DER SEQUENCE says it has (header included), or undefined when the header is not one. */
 function derSequenceLength (der: Uint8Array): number | undefined {
   if (der.length < 2 || der[0] !== 0x30) return undefined
@@ -127,6 +157,7 @@ function derSequenceLength (der: Uint8Array): number | undefined {
   return 2 + n + length
 }
 
+/** Verifies a DER CRL against the certificate that must have issued it. */
 export async function verifyCrl (hexDer: string, issuer: X509Certificate, at: Date, what: string): Promise<CheckedCrl> {
   // Buffer.from(hex) stops quietly at the first non-hex character, and the CRL parser ignores
   // bytes after the CRL: either would let collateral change without its signature noticing.
@@ -164,7 +195,7 @@ export async function verifyCrl (hexDer: string, issuer: X509Certificate, at: Da
   if (crl.thisUpdate > at || (crl.nextUpdate !== undefined && crl.nextUpdate < at)) {
     throw new AttestationError('COLLATERAL_EXPIRED', `${what} is not current at ${at.toISOString()} (${crl.thisUpdate.toISOString()} – ${crl.nextUpdate?.toISOString() ?? 'open'})`)
   }
-  return { revokedSerials, issuer }
+  return { revokedSerials, issuer, thisUpdate: +crl.thisUpdate, nextUpdate: crl.nextUpdate === undefined ? Infinity : +crl.nextUpdate }
 }
 
 /** Refuses any certificate in `path` that a CRL of its own issuer lists. */

@@ -93,6 +93,10 @@ export interface TestPkiOptions {
   forgeRootCrlSignature?: boolean
   /** Derive the CA and signing keys from this seed (shared devnet PKI); fresh random keys otherwise. */
   seed?: string
+  /** Days the CRLs stay current after `now` (default 30). */
+  crlValidForDays?: number
+  /** Days the PCK leaf stays valid after `now` (default 7 years, as the CAs). */
+  pckLeafValidForDays?: number
 }
 
 /** The seed of the simulated devnet PKI every `npm start` node shares. TEST ONLY. */
@@ -140,53 +144,100 @@ export async function createTestPki (options: TestPkiOptions = {}): Promise<Test
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)
     ]
   })
-  const issue = async (serialNumber: string, cn: string, keys: KeyPair, issuer: x509.X509Certificate, issuerKey: any, ca: boolean, extra: x509.Extension[] = []) =>
-    await x509.X509CertificateGenerator.create({
-      serialNumber,
-      subject: name(cn),
-      issuer: issuer.subjectName,
-      publicKey: keys.publicKey,
-      signingKey: issuerKey,
-      signingAlgorithm: SIG,
-      notBefore: new Date(+now - 30 * DAY),
-      notAfter: new Date(+now + 7 * 365 * DAY),
-      extensions: [
-        new x509.BasicConstraintsExtension(ca, ca ? 0 : undefined, true),
-        new x509.KeyUsagesExtension(ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature, true),
-        ...extra
-      ]
+  const pckCa = await issueCert(now, '02', 'TEST ONLY SGX PCK Platform CA', caK, root, rootK.privateKey, true)
+  const tcbSigner = await issueCert(now, '03', 'TEST ONLY SGX TCB Signing', tcbK, root, rootK.privateKey, false)
+  const pckLeaf = await issueCert(now, PCK_LEAF_SERIAL, 'TEST ONLY SGX PCK Certificate', leafK, pckCa, caK.privateKey, false,
+    [new x509.Extension(SGX_OID, false, sgxExtension({ cpuSvn, pceSvn, pceId, fmspc }))], options.pckLeafValidForDays)
+  const pki = { now, fmspc, pceId, cpuSvn, pceSvn, root, pckCa, pckLeaf, tcbSigner, keys: { root: rootK, pckCa: caK, pckLeaf: leafK, tcb: tcbK } }
+  return {
+    ...pki,
+    ...await issueCrls(pki, {
+      revokedPckSerials: options.revokePckLeaf === true ? [PCK_LEAF_SERIAL] : [],
+      ...(options.crlValidForDays !== undefined ? { validForDays: options.crlValidForDays } : {}),
+      ...(options.forgeRootCrlSignature === true ? { rootCrlKey: strayK.privateKey } : {})
     })
-  const pckCa = await issue('02', 'TEST ONLY SGX PCK Platform CA', caK, root, rootK.privateKey, true)
-  const tcbSigner = await issue('03', 'TEST ONLY SGX TCB Signing', tcbK, root, rootK.privateKey, false)
-  const leafSerial = '3c16ed54eacbb4ce'
-  const pckLeaf = await issue(leafSerial, 'TEST ONLY SGX PCK Certificate', leafK, pckCa, caK.privateKey, false,
-    [new x509.Extension(SGX_OID, false, sgxExtension({ cpuSvn, pceSvn, pceId, fmspc }))])
-  const window = { thisUpdate: new Date(+now - DAY), nextUpdate: new Date(+now + 30 * DAY) }
+  }
+}
+
+const PCK_LEAF_SERIAL = '3c16ed54eacbb4ce'
+
+async function issueCert (now: Date, serialNumber: string, cn: string, keys: KeyPair, issuer: x509.X509Certificate, issuerKey: any, ca: boolean, extra: x509.Extension[] = [], validForDays = 7 * 365): Promise<x509.X509Certificate> {
+  return await x509.X509CertificateGenerator.create({
+    serialNumber,
+    subject: name(cn),
+    issuer: issuer.subjectName,
+    publicKey: keys.publicKey,
+    signingKey: issuerKey,
+    signingAlgorithm: SIG,
+    notBefore: new Date(+now - 30 * DAY),
+    notAfter: new Date(+now + validForDays * DAY),
+    extensions: [
+      new x509.BasicConstraintsExtension(ca, ca ? 0 : undefined, true),
+      new x509.KeyUsagesExtension(ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature, true),
+      ...extra
+    ]
+  })
+}
+
+export interface CrlOptions {
+  /** Serials (hex) the PCK CRL lists besides its standing unrelated entry. */
+  revokedPckSerials?: string[]
+  /** The time the CRLs are current around (default the PKI's `now`). */
+  now?: Date
+  /** Days the CRLs stay current after `now` (default 30). */
+  validForDays?: number
+  /** Sign the root CRL with this key instead of the root's. */
+  rootCrlKey?: any
+}
+
+async function issueCrls (pki: Omit<TestPki, 'rootCrl' | 'pckCrl'>, options: CrlOptions = {}): Promise<Pick<TestPki, 'rootCrl' | 'pckCrl'>> {
+  const now = options.now ?? pki.now
+  const window = { thisUpdate: new Date(+now - DAY), nextUpdate: new Date(+now + (options.validForDays ?? 30) * DAY) }
   const rootCrl = await x509.X509CrlGenerator.create({
-    issuer: root.subjectName,
+    issuer: pki.root.subjectName,
     ...window,
-    signingKey: options.forgeRootCrlSignature === true ? strayK.privateKey : rootK.privateKey,
+    signingKey: options.rootCrlKey ?? pki.keys.root.privateKey,
     signingAlgorithm: SIG,
     entries: []
   })
   const pckCrl = await x509.X509CrlGenerator.create({
-    issuer: pckCa.subjectName,
+    issuer: pki.pckCa.subjectName,
     ...window,
-    signingKey: caK.privateKey,
+    signingKey: pki.keys.pckCa.privateKey,
     signingAlgorithm: SIG,
     entries: [
       { serialNumber: 'abcdef0123', revocationDate: new Date(+now - 2 * DAY) },
-      ...(options.revokePckLeaf === true ? [{ serialNumber: leafSerial, revocationDate: new Date(+now - DAY) }] : [])
+      ...(options.revokedPckSerials ?? []).map((serialNumber) => ({ serialNumber, revocationDate: new Date(+now - DAY) }))
     ]
   })
-  return { now, fmspc, pceId, cpuSvn, pceSvn, root, pckCa, pckLeaf, tcbSigner, rootCrl, pckCrl, keys: { root: rootK, pckCa: caK, pckLeaf: leafK, tcb: tcbK } }
+  return { rootCrl, pckCrl }
+}
+
+/** The same PKI with newly issued CRLs (same keys): a later CRL that revokes a PCK leaf, or one current at another time. */
+export async function reissueCrls (pki: TestPki, options: CrlOptions = {}): Promise<TestPki> {
+  return { ...pki, ...await issueCrls(pki, options) }
+}
+
+/** The same PKI with another PCK leaf (another platform of the same FMSPC) under the same platform CA. */
+export async function issuePckLeaf (pki: TestPki, { serialNumber, validForDays }: { serialNumber: string, validForDays?: number }): Promise<TestPki> {
+  const key = await genKey()
+  const pckLeaf = await issueCert(pki.now, serialNumber, `TEST ONLY SGX PCK Certificate ${serialNumber}`, key, pki.pckCa, pki.keys.pckCa.privateKey, false,
+    [new x509.Extension(SGX_OID, false, sgxExtension(pki))], validForDays)
+  return { ...pki, pckLeaf, keys: { ...pki.keys, pckLeaf: key } }
 }
 
 const pem = (...certs: x509.X509Certificate[]) => certs.map((c) => c.toString('pem')).join('\n') + '\n'
 const signRaw = async (key: any, data: Uint8Array) => Buffer.from(await subtle.sign(SIG, key, data)) // WebCrypto ECDSA is r‖s
 
+export interface CollateralOptions {
+  validForDays?: number
+  /** Edit the TCB Info or QE Identity object before it is serialised and signed (variants for tests). */
+  editTcbInfo?: (tcbInfo: Record<string, any>) => void
+  editQeIdentity?: (qeIdentity: Record<string, any>) => void
+}
+
 /** TDX TCB Info (v3) and TD_QE identity shaped like Intel's, signed by the test TCB signing key. */
-export async function createCollateral (pki: TestPki, { validForDays = 30 } = {}): Promise<Collateral> {
+export async function createCollateral (pki: TestPki, { validForDays = 30, editTcbInfo, editQeIdentity }: CollateralOptions = {}): Promise<Collateral> {
   const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z')
   const issueDate = iso(new Date(+pki.now - 3_600_000))
   const nextUpdate = iso(new Date(+pki.now + validForDays * DAY))
@@ -229,6 +280,8 @@ export async function createCollateral (pki: TestPki, { validForDays = 30 } = {}
     isvprodid: 2,
     tcbLevels: [{ tcb: { isvsvn: 4 }, tcbDate: '2024-03-13T00:00:00Z', tcbStatus: 'UpToDate' }]
   }
+  editTcbInfo?.(tcbInfo)
+  editQeIdentity?.(qeIdentity)
   const tcbInfoText = JSON.stringify(tcbInfo)
   const qeText = JSON.stringify(qeIdentity)
   const signingChain = pem(pki.tcbSigner, pki.root)
@@ -255,6 +308,8 @@ export interface SimulatedTd {
   teeTcbSvn?: Uint8Array
   /** Default: SEPT_VE_DISABLE set, DEBUG clear. */
   tdAttributes?: Uint8Array
+  /** A v5 quote with a TD 1.0 or TD 1.5 body instead of v4 (TD 1.5: TEE_TCB_SVN2 and a zero MRSERVICETD). */
+  v5?: 'td10' | 'td15'
 }
 
 const fixed = (value: Uint8Array | undefined, length: number) => {
@@ -265,12 +320,12 @@ const fixed = (value: Uint8Array | undefined, length: number) => {
 const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b }
 const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
 
-/** A v4 TDX quote (TD 1.0 body) under the test PKI, with a fresh attestation key. */
+/** A v4 TDX quote (TD 1.0 body), or v5 when asked, under the test PKI, with a fresh attestation key. */
 export async function createQuote (pki: TestPki, td: SimulatedTd = {}): Promise<Uint8Array> {
   const att = await genKey()
   const attPublic = Buffer.from(await subtle.exportKey('raw', att.publicKey)).subarray(1) // X‖Y without 0x04
   const header = Buffer.alloc(48)
-  header.writeUInt16LE(4, 0)
+  header.writeUInt16LE(td.v5 !== undefined ? 5 : 4, 0)
   header.writeUInt16LE(2, 2)
   header.writeUInt32LE(0x81, 4)
   Buffer.from(INTEL_QE_VENDOR_ID, 'hex').copy(header, 12)
@@ -288,9 +343,12 @@ export async function createQuote (pki: TestPki, td: SimulatedTd = {}): Promise<
     fixed(td.mrOwner, 48),
     fixed(undefined, 48),
     fixed(rtmr[0], 48), fixed(rtmr[1], 48), fixed(rtmr[2], 48), fixed(rtmr[3], 48),
-    fixed(td.reportData, 64)
+    fixed(td.reportData, 64),
+    ...(td.v5 === 'td15' ? [fixed(td.teeTcbSvn ?? Uint8Array.from([6, 1, 3]), 16), fixed(undefined, 48)] : [])
   ])
-  const signed = Buffer.concat([header, body])
+  // v5 puts a body descriptor (type 2 = TD 1.0, 3 = TD 1.5; size) between header and body.
+  const descriptor = td.v5 === undefined ? Buffer.alloc(0) : Buffer.concat([u16(td.v5 === 'td15' ? 3 : 2), u32(body.length)])
+  const signed = Buffer.concat([header, descriptor, body])
   const quoteSignature = await signRaw(att.privateKey, signed)
   const qeAuthData = Buffer.from(Array.from({ length: 32 }, (_, i) => i))
   const qe = Buffer.alloc(384)

@@ -5,22 +5,28 @@
  * validity) to a trust anchor, QE REPORTDATA zero tail, PCE-ID, TDX module identity and TCB,
  * our TCB status policy, measurement policy and the expected REPORTDATA. The verification time is a
  * parameter. The result is a verdict with a stable code, never an exception for a refusal.
+ *
+ * Once a full verification has accepted a collateral and a PCK chain, later quotes under them take
+ * a fast path (quote-checks.ts): the quote's own two signatures and checks, plus everything that
+ * joins chain and collateral, giving the same verdict codes. See verification-cache.ts.
  */
 import { createHash, X509Certificate } from 'node:crypto'
 import dcap from '@phala/dcap-qvl'
 import { bytesEqual, toHex } from '../market/bytes.js'
 import { AttestationError, type AttestationErrorCode } from './errors.js'
 import { parseTdxQuote, type TdxQuote, type TdReportBody } from './quote.js'
-import { assertNotRevoked, verifyChain, verifyCrl, type ChainCodes } from './pki.js'
-import { checkCollateral, type Collateral, type TcbInfo } from './collateral.js'
+import { assertNotRevoked, narrowValidity, openValidity, verifyChain, verifyCrl, type ChainCodes, type CheckedCrl, type Validity } from './pki.js'
+import { checkCollateral, type CheckedCollateral, type Collateral, type TcbInfo } from './collateral.js'
 import type { TrustAnchor } from './trust-anchor.js'
 import { tcbPolicy, worseStatus, type TcbStatus, type VerificationPolicy } from './policy.js'
+import { chainKey, collateralKey, qvlCrlSerials, qvlSerial, sharedVerificationCache, type VerificationCache } from './verification-cache.js'
+import { checkQuoteAgainstVerified, type DcapReport } from './quote-checks.js'
 
 export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607'
 const SGX_EXTENSION_OID = '1.2.840.113741.1.13.1'
 const SGX_EXTENSION_OID_DER = Buffer.from('06092a864886f84d010d01', 'hex')
-const PCK_CHAIN_CODES: ChainCodes = { chain: 'PCK_CHAIN', signature: 'PCK_CHAIN_SIGNATURE', malformed: 'CERT_MALFORMED' }
-const CRL_ISSUER_CHAIN_CODES: ChainCodes = { chain: 'PCK_CHAIN', signature: 'PCK_CHAIN_SIGNATURE', malformed: 'COLLATERAL_MALFORMED' }
+const PCK_CHAIN_CODES: ChainCodes = { chain: 'PCK_CHAIN', signature: 'PCK_CHAIN_SIGNATURE', malformed: 'CERT_MALFORMED', name: 'PCK chain' }
+const CRL_ISSUER_CHAIN_CODES: ChainCodes = { chain: 'PCK_CHAIN', signature: 'PCK_CHAIN_SIGNATURE', malformed: 'COLLATERAL_MALFORMED', name: 'PCK CRL issuer chain' }
 const SIGNING_CHAIN_CODES: ChainCodes = { chain: 'SIGNING_CHAIN', signature: 'SIGNING_CHAIN_SIGNATURE', malformed: 'COLLATERAL_MALFORMED' }
 const TD_ATTR_DEBUG = 0x01
 const TD_ATTR_SEPT_VE_DISABLE_BYTE = 3
@@ -64,6 +70,11 @@ export interface VerifyOptions {
   anchor: TrustAnchor
   atUnixSecs: number
   policy?: VerificationPolicy
+  /**
+   * Verified collateral and PCK chains to reuse and to add to. Default: one bounded cache shared
+   * by the process; `false` verifies everything afresh and remembers nothing.
+   */
+  cache?: VerificationCache | false
 }
 
 function measurementsOf (b: TdReportBody): TdxMeasurements {
@@ -106,10 +117,12 @@ const QVL_ERRORS: Array<[RegExp, AttestationErrorCode]> = [
   [/certificate chain - (leaf|intermediate) signature/i, 'PCK_CHAIN_SIGNATURE'],
   [/certificate chain|PCK certificates|Certificate is expired|CaUsedAsEndEntity|Intel extension|OID .* is missing|(Fmspc|CpuSvn|PceSvn) length/i, 'PCK_CHAIN'],
   [/PCK cert format|Unsupported|must have version/i, 'QUOTE_UNSUPPORTED'],
-  [/decode quote|TD10 report|Key length/i, 'QUOTE_MALFORMED']
+  [/decode quote|TD10 report|Key length/i, 'QUOTE_MALFORMED'],
+  // An attestation key that is not a P-256 point: node:crypto refuses to import it.
+  [/Invalid JWK EC key/i, 'QUOTE_MALFORMED']
 ]
 
-function qvlCode (message: string): AttestationErrorCode {
+export function qvlCode (message: string): AttestationErrorCode {
   return QVL_ERRORS.find(([re]) => re.test(message))?.[1] ?? 'VERIFIER_FAILED'
 }
 
@@ -153,12 +166,26 @@ function tdxModuleStatus (body: TdReportBody, tcbInfo: TcbInfo): TcbStatus {
   return level.tcbStatus
 }
 
-/** Chains and CRLs to the anchor; returns the PCK leaf's PCE-ID. */
-async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<Buffer> {
+interface CheckedPki {
+  pceId: Buffer
+  pckPath: X509Certificate[]
+  pckCrlIssuer: X509Certificate
+  pckCrl: CheckedCrl
+  rootCrl: CheckedCrl
+  /** Where every time check of the PCK chain holds, and where those of the collateral's chains and CRLs do. */
+  chainValidity: Validity
+  collateralValidity: Validity
+}
+
+/** Chains and CRLs to the anchor; returns the PCK leaf's PCE-ID and what a cache keeps. */
+async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<CheckedPki> {
+  const chainValidity = openValidity()
+  const collateralValidity = openValidity()
   // Chains first, so a quote under another root is refused as such (ROOT_MISMATCH), then CRLs.
-  const pckPath = verifyChain(quote.pckChainPem, anchor, at, PCK_CHAIN_CODES, { length: 3 })
-  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, CRL_ISSUER_CHAIN_CODES, { leafIsCa: true, length: 2 })
-  const signingPaths = [c.tcb_info_issuer_chain, c.qe_identity_issuer_chain].map((chain) => verifyChain(chain, anchor, at, SIGNING_CHAIN_CODES, { length: 2 }))
+  const pckPath = verifyChain(quote.pckChainPem, anchor, at, PCK_CHAIN_CODES, { length: 3, validity: chainValidity })
+  const crlIssuerPath = verifyChain(c.pck_crl_issuer_chain, anchor, at, CRL_ISSUER_CHAIN_CODES, { leafIsCa: true, length: 2, validity: collateralValidity })
+  const signingPaths = ([['TCB Info issuer chain', c.tcb_info_issuer_chain], ['QE Identity issuer chain', c.qe_identity_issuer_chain]] as const)
+    .map(([name, chain]) => verifyChain(chain, anchor, at, { ...SIGNING_CHAIN_CODES, name }, { length: 2, validity: collateralValidity }))
   if (!Buffer.from((pckPath[1] as X509Certificate).raw).equals(Buffer.from((crlIssuerPath[0] as X509Certificate).raw))) {
     throw new AttestationError('CRL_ISSUER', 'the PCK CRL is not issued by the CA that issued the PCK certificate')
   }
@@ -170,7 +197,58 @@ async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at
   const pckCrl = await verifyCrl(c.pck_crl, crlIssuerPath[0] as X509Certificate, at, 'PCK CRL')
   assertNotRevoked(pckPath, [pckCrl, rootCrl])
   for (const path of signingPaths) assertNotRevoked(path, [rootCrl])
-  return pceId
+  for (const crl of [rootCrl, pckCrl]) narrowValidity(collateralValidity, crl.thisUpdate, crl.nextUpdate)
+  return { pceId, pckPath, pckCrlIssuer: crlIssuerPath[0] as X509Certificate, pckCrl, rootCrl, chainValidity, collateralValidity }
+}
+
+/** The full path: our collateral and PKI checks, then dcap-qvl over everything. */
+async function verifyCold (quoteBytes: Uint8Array, quote: TdxQuote, collateral: Collateral, anchor: TrustAnchor, atUnixSecs: number): Promise<{ checked: CheckedCollateral, pki: CheckedPki, report: DcapReport }> {
+  // Callers may build collateral objects themselves: the same checks as parseCollateral, plus the signed JSON.
+  const checked = checkCollateral(collateral)
+  const pki = await checkPki(quote, checked.collateral, anchor, new Date(atUnixSecs * 1000))
+  let report
+  try {
+    report = dcap.QuoteVerifier.newWithRootCa(Buffer.from(anchor.der)).verify(Buffer.from(quoteBytes), checked.collateral as any, atUnixSecs)
+  } catch (err) {
+    const message = (err as Error).message
+    throw new AttestationError(qvlCode(message), message, {}, { cause: err })
+  }
+  return { checked, pki, report: { status: report.status, advisoryIds: report.advisory_ids } }
+}
+
+/** After a full path accepted both (dcap-qvl included), keeps the collateral and the chain for the fast path. */
+function remember (cache: VerificationCache, keys: { collateral: string, chain: string }, quote: TdxQuote, anchor: TrustAnchor, { checked, pki }: { checked: CheckedCollateral, pki: CheckedPki }): void {
+  if (!cache.hasCollateral(keys.collateral)) {
+    const { tcbInfo, qeIdentity, collateral: c } = checked
+    // dcap-qvl's own windows for TCB Info and QE Identity, on top of our chains and CRLs.
+    const validity = { ...pki.collateralValidity }
+    for (const signed of [tcbInfo, qeIdentity]) narrowValidity(validity, Date.parse(signed.issueDate), Date.parse(signed.nextUpdate))
+    cache.rememberCollateral(keys.collateral, {
+      validity,
+      tcbInfo,
+      qeIdentity,
+      tcbInfoHash: createHash('sha256').update(c.tcb_info).digest('hex'),
+      pckCrlIssuer: Buffer.from(pki.pckCrlIssuer.raw),
+      crls: [pki.pckCrl, pki.rootCrl],
+      qvlRevokedSerials: new Set([...qvlCrlSerials(Buffer.from(c.root_ca_crl, 'hex')), ...qvlCrlSerials(Buffer.from(c.pck_crl, 'hex'))])
+    })
+  }
+  if (!cache.hasChain(keys.chain)) {
+    const leaf = pki.pckPath[0] as X509Certificate
+    const ext = dcap.utils.getIntelExtension(Buffer.from(leaf.raw))
+    // dcap-qvl checks the chain as shipped (a root copy included) and the anchor against the CRLs.
+    const shipped = [...quote.pckChainPem.matchAll(/-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/g)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'))
+    cache.rememberChain(keys.chain, {
+      validity: { ...pki.chainValidity },
+      path: pki.pckPath,
+      leafKey: leaf.publicKey,
+      pceId: pki.pceId,
+      cpuSvn: Uint8Array.from(dcap.utils.getCpuSvn(ext)),
+      pceSvn: dcap.utils.getPceSvn(ext),
+      fmspc: Buffer.from(dcap.utils.getFmspc(ext)),
+      qvlSerials: [...shipped, anchor.der].map(qvlSerial)
+    })
+  }
 }
 
 function checkPolicy (body: TdReportBody, policy: VerificationPolicy): void {
@@ -186,6 +264,7 @@ function checkPolicy (body: TdReportBody, policy: VerificationPolicy): void {
 export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collateral, options: VerifyOptions): Promise<TdxVerification> {
   const { anchor, atUnixSecs } = options
   const policy = options.policy ?? tcbPolicy()
+  const cache = options.cache === undefined ? sharedVerificationCache : options.cache === false ? undefined : options.cache
   const result: TdxVerification = { accepted: false, simulated: anchor.simulated, rootSha256: anchor.sha256, verifiedAtUnixSecs: atUnixSecs, advisoryIds: [] }
   try {
     const quote = parseTdxQuote(quoteBytes)
@@ -193,17 +272,28 @@ export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collat
     result.bodyType = quote.bodyType
     result.measurements = measurementsOf(quote.body)
     if (toHex(quote.qeVendorId) !== INTEL_QE_VENDOR_ID) throw new AttestationError('QE_VENDOR', `QE vendor id ${toHex(quote.qeVendorId)} is not Intel's`)
-    // Callers may build collateral objects themselves: the same checks as parseCollateral, plus the signed JSON.
-    const { collateral: c, tcbInfo } = checkCollateral(collateral)
-    const at = new Date(atUnixSecs * 1000)
-    const pceId = await checkPki(quote, c, anchor, at)
 
-    let report
-    try {
-      report = dcap.QuoteVerifier.newWithRootCa(Buffer.from(anchor.der)).verify(Buffer.from(quoteBytes), c as any, atUnixSecs)
-    } catch (err) {
-      const message = (err as Error).message
-      throw new AttestationError(qvlCode(message), message, {}, { cause: err })
+    // Windows are compared in whole milliseconds, so only whole seconds take the fast path.
+    const atMs = atUnixSecs * 1000
+    const collKey = cache !== undefined && Number.isSafeInteger(atUnixSecs) ? collateralKey(anchor, collateral) : undefined
+    const keys = collKey !== undefined ? { collateral: collKey, chain: chainKey(anchor, quote.pckChainPem) } : undefined
+    const verified = cache !== undefined && keys !== undefined ? cache.collateral(keys.collateral, atMs) : undefined
+    const verifiedChain = cache !== undefined && keys !== undefined && verified !== undefined ? cache.chain(keys.chain, atMs) : undefined
+    let tcbInfo: TcbInfo
+    let pceId: Buffer
+    let report: DcapReport
+    if (cache !== undefined && verified !== undefined && verifiedChain !== undefined) {
+      cache.stats.warm++
+      report = checkQuoteAgainstVerified(quote, verified, verifiedChain, cache, qvlCode)
+      tcbInfo = verified.tcbInfo
+      pceId = verifiedChain.pceId
+    } else {
+      if (cache !== undefined) cache.stats.cold++
+      const cold = await verifyCold(quoteBytes, quote, collateral, anchor, atUnixSecs)
+      if (cache !== undefined && keys !== undefined) remember(cache, keys, quote, anchor, cold)
+      report = cold.report
+      tcbInfo = cold.checked.tcbInfo
+      pceId = cold.pki.pceId
     }
     result.fmspc = tcbInfo.fmspc.toLowerCase()
 
@@ -221,9 +311,9 @@ export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collat
     result.tdxModuleStatus = moduleStatus
     const status = worseStatus(report.status as TcbStatus, moduleStatus)
     result.tcbStatus = status
-    result.advisoryIds = report.advisory_ids
+    result.advisoryIds = report.advisoryIds
     if (!policy.acceptedTcbStatuses.includes(status)) {
-      throw new AttestationError('TCB_STATUS', `TCB status ${status} is not accepted (policy: ${policy.acceptedTcbStatuses.join(', ')})${report.advisory_ids.length > 0 ? `; advisories ${report.advisory_ids.join(', ')}` : ''}`)
+      throw new AttestationError('TCB_STATUS', `TCB status ${status} is not accepted (policy: ${policy.acceptedTcbStatuses.join(', ')})${report.advisoryIds.length > 0 ? `; advisories ${report.advisoryIds.join(', ')}` : ''}`)
     }
     checkPolicy(quote.body, policy)
     result.accepted = true
