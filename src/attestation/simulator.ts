@@ -182,6 +182,8 @@ async function issueCert (now: Date, serialNumber: string, cn: string, keys: Key
 export interface CrlOptions {
   /** Serials (hex) the PCK CRL lists besides its standing unrelated entry. */
   revokedPckSerials?: string[]
+  /** Serials (hex) the root CA CRL lists (a PCK leaf's serial here is listed by the wrong issuer). */
+  revokedRootSerials?: string[]
   /** The time the CRLs are current around (default the PKI's `now`). */
   now?: Date
   /** Days the CRLs stay current after `now` (default 30). */
@@ -198,7 +200,7 @@ async function issueCrls (pki: Omit<TestPki, 'rootCrl' | 'pckCrl'>, options: Crl
     ...window,
     signingKey: options.rootCrlKey ?? pki.keys.root.privateKey,
     signingAlgorithm: SIG,
-    entries: []
+    entries: (options.revokedRootSerials ?? []).map((serialNumber) => ({ serialNumber, revocationDate: new Date(+now - DAY) }))
   })
   const pckCrl = await x509.X509CrlGenerator.create({
     issuer: pki.pckCa.subjectName,
