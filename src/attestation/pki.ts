@@ -56,6 +56,17 @@ export function parseCert (der: Uint8Array, malformed: AttestationErrorCode, wha
   return cert
 }
 
+// Every chain of every verification ends at the anchor: parse it once per anchor object.
+const anchorCerts = new WeakMap<TrustAnchor, X509Certificate>()
+function anchorCert (anchor: TrustAnchor): X509Certificate {
+  const known = anchorCerts.get(anchor)
+  // Compared by bytes as well, so an anchor whose DER was changed in place is parsed again.
+  if (known !== undefined && Buffer.from(known.raw).equals(Buffer.from(anchor.der))) return known
+  const cert = parseCert(anchor.der, 'VERIFIER_FAILED', 'the trust anchor')
+  anchorCerts.set(anchor, cert)
+  return cert
+}
+
 const spki = (c: X509Certificate) => c.publicKey.export({ type: 'spki', format: 'der' })
 const sameCa = (a: X509Certificate, b: X509Certificate) => a.subject === b.subject && spki(a).equals(spki(b))
 const nameOf = (c: X509Certificate) => c.subject.replace(/\n/g, ', ')
@@ -105,7 +116,7 @@ export function verifyChain (pem: string, anchor: TrustAnchor, at: Date, codes: 
 }
 
 function verifyPath (pem: string, anchor: TrustAnchor, at: Date, codes: ChainCodes, { leafIsCa = false, length, validity }: { leafIsCa?: boolean, length?: number, validity?: Validity }): X509Certificate[] {
-  const root = parseCert(anchor.der, 'VERIFIER_FAILED', 'the trust anchor')
+  const root = anchorCert(anchor)
   let certs = parsePemChain(pem, codes.malformed).map((der, i) => parseCert(der, codes.malformed, `certificate ${i}`))
   if (certs.length === 0) throw new AttestationError(codes.chain, 'empty certificate chain')
   const last = certs[certs.length - 1] as X509Certificate

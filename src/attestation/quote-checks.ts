@@ -91,7 +91,7 @@ export function checkQuoteAgainstVerified (quote: TdxQuote, c: VerifiedCollatera
   if (!Buffer.from((chain.path[1] as { raw: Buffer }).raw).equals(c.pckCrlIssuer)) fail('CRL_ISSUER', 'the PCK CRL is not issued by the CA that issued the PCK certificate')
   assertNotRevoked(chain.path, c.crls)
   // dcap-qvl: any listed serial revokes, whichever CRL lists it.
-  if (chain.qvlSerials.some((s) => c.qvlRevokedSerials.has(s))) fail('PCK_REVOKED', 'a certificate of the PCK chain has a serial listed in a CRL')
+  if (chain.qvlSerials().some((s) => c.qvlRevokedSerials().has(s))) fail('PCK_REVOKED', 'a certificate of the PCK chain has a serial listed in a CRL')
 
   if (!ecdsaP256Sha256(chain.leafKey, quote.qeReportBytes, quote.qeReportSignature)) fail('QE_REPORT_SIGNATURE', 'the QE report signature does not verify under the PCK key')
   const qeHash = createHash('sha256').update(quote.attestationKey).update(quote.qeAuthData).digest()

@@ -15,11 +15,11 @@ import dcap from '@phala/dcap-qvl'
 import { bytesEqual, toHex } from '../market/bytes.js'
 import { AttestationError, type AttestationErrorCode } from './errors.js'
 import { parseTdxQuote, type TdxQuote, type TdReportBody } from './quote.js'
-import { assertNotRevoked, narrowValidity, openValidity, verifyChain, verifyCrl, type ChainCodes, type CheckedCrl, type Validity } from './pki.js'
+import { assertNotRevoked, narrowValidity, openValidity, splitPemChain, verifyChain, verifyCrl, type ChainCodes, type CheckedCrl, type Validity } from './pki.js'
 import { checkCollateral, type CheckedCollateral, type Collateral, type TcbInfo } from './collateral.js'
 import type { TrustAnchor } from './trust-anchor.js'
 import { tcbPolicy, worseStatus, type TcbStatus, type VerificationPolicy } from './policy.js'
-import { chainKey, collateralKey, qvlCrlSerials, qvlSerial, sharedVerificationCache, type VerificationCache } from './verification-cache.js'
+import { chainKey, collateralKey, once, qvlCrlSerials, qvlSerial, sharedVerificationCache, type VerificationCache } from './verification-cache.js'
 import { checkQuoteAgainstVerified, type DcapReport } from './quote-checks.js'
 
 export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607'
@@ -126,22 +126,30 @@ export function qvlCode (message: string): AttestationErrorCode {
   return QVL_ERRORS.find(([re]) => re.test(message))?.[1] ?? 'VERIFIER_FAILED'
 }
 
+/** What the PCK leaf's SGX extension says about the platform. */
+interface PckPlatform {
+  pceId: Buffer
+  cpuSvn: Uint8Array
+  pceSvn: number
+  fmspc: Buffer
+}
+
 /**
  * The PCK leaf's SGX extension, read as dcap-qvl reads it (CPUSVN, PCESVN, FMSPC outside any
  * try; its parsePckExtension is not used: it fails on every real PCK certificate, see
- * docs/upstream/). Returns the PCE-ID.
+ * docs/upstream/), plus the PCE-ID.
  */
-function pckPceId (leaf: X509Certificate): Buffer {
+function pckPlatform (leaf: X509Certificate): PckPlatform {
   const der = Buffer.from(leaf.raw)
   try {
     if (!der.includes(SGX_EXTENSION_OID_DER)) throw new Error('no SGX extension')
     const ext = dcap.utils.getIntelExtension(der)
-    dcap.utils.getCpuSvn(ext)
-    dcap.utils.getPceSvn(ext)
-    dcap.utils.getFmspc(ext)
+    const cpuSvn = Uint8Array.from(dcap.utils.getCpuSvn(ext))
+    const pceSvn = dcap.utils.getPceSvn(ext)
+    const fmspc = Buffer.from(dcap.utils.getFmspc(ext))
     const pceId = Buffer.from((dcap.utils as any).findExtension([`${SGX_EXTENSION_OID}.3`], ext))
     if (pceId.length !== 2) throw new Error(`PCE-ID of ${pceId.length} bytes`)
-    return pceId
+    return { pceId, cpuSvn, pceSvn, fmspc }
   } catch (err) {
     throw new AttestationError('PCK_CHAIN', `PCK certificate lacks a valid SGX extension: ${(err as Error).message}`)
   }
@@ -167,7 +175,7 @@ function tdxModuleStatus (body: TdReportBody, tcbInfo: TcbInfo): TcbStatus {
 }
 
 interface CheckedPki {
-  pceId: Buffer
+  platform: PckPlatform
   pckPath: X509Certificate[]
   pckCrlIssuer: X509Certificate
   pckCrl: CheckedCrl
@@ -177,7 +185,7 @@ interface CheckedPki {
   collateralValidity: Validity
 }
 
-/** Chains and CRLs to the anchor; returns the PCK leaf's PCE-ID and what a cache keeps. */
+/** Chains and CRLs to the anchor; returns what the PCK leaf says of the platform, and what a cache keeps. */
 async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at: Date): Promise<CheckedPki> {
   const chainValidity = openValidity()
   const collateralValidity = openValidity()
@@ -189,7 +197,7 @@ async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at
   if (!Buffer.from((pckPath[1] as X509Certificate).raw).equals(Buffer.from((crlIssuerPath[0] as X509Certificate).raw))) {
     throw new AttestationError('CRL_ISSUER', 'the PCK CRL is not issued by the CA that issued the PCK certificate')
   }
-  const pceId = pckPceId(pckPath[0] as X509Certificate)
+  const platform = pckPlatform(pckPath[0] as X509Certificate)
   for (const path of signingPaths) {
     if (Buffer.from((path[0] as X509Certificate).raw).includes(SGX_EXTENSION_OID_DER)) throw new AttestationError('SIGNING_CHAIN', 'collateral is signed by a PCK certificate')
   }
@@ -198,7 +206,7 @@ async function checkPki (quote: TdxQuote, c: Collateral, anchor: TrustAnchor, at
   assertNotRevoked(pckPath, [pckCrl, rootCrl])
   for (const path of signingPaths) assertNotRevoked(path, [rootCrl])
   for (const crl of [rootCrl, pckCrl]) narrowValidity(collateralValidity, crl.thisUpdate, crl.nextUpdate)
-  return { pceId, pckPath, pckCrlIssuer: crlIssuerPath[0] as X509Certificate, pckCrl, rootCrl, chainValidity, collateralValidity }
+  return { platform, pckPath, pckCrlIssuer: crlIssuerPath[0] as X509Certificate, pckCrl, rootCrl, chainValidity, collateralValidity }
 }
 
 /** The full path: our collateral and PKI checks, then dcap-qvl over everything. */
@@ -230,23 +238,18 @@ function remember (cache: VerificationCache, keys: { collateral: string, chain: 
       tcbInfoHash: createHash('sha256').update(c.tcb_info).digest('hex'),
       pckCrlIssuer: Buffer.from(pki.pckCrlIssuer.raw),
       crls: [pki.pckCrl, pki.rootCrl],
-      qvlRevokedSerials: new Set([...qvlCrlSerials(Buffer.from(c.root_ca_crl, 'hex')), ...qvlCrlSerials(Buffer.from(c.pck_crl, 'hex'))])
+      qvlRevokedSerials: once(() => new Set([...qvlCrlSerials(Buffer.from(c.root_ca_crl, 'hex')), ...qvlCrlSerials(Buffer.from(c.pck_crl, 'hex'))]))
     })
   }
   if (!cache.hasChain(keys.chain)) {
-    const leaf = pki.pckPath[0] as X509Certificate
-    const ext = dcap.utils.getIntelExtension(Buffer.from(leaf.raw))
-    // dcap-qvl checks the chain as shipped (a root copy included) and the anchor against the CRLs.
-    const shipped = [...quote.pckChainPem.matchAll(/-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/g)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'))
+    const pem = quote.pckChainPem
     cache.rememberChain(keys.chain, {
       validity: { ...pki.chainValidity },
       path: pki.pckPath,
-      leafKey: leaf.publicKey,
-      pceId: pki.pceId,
-      cpuSvn: Uint8Array.from(dcap.utils.getCpuSvn(ext)),
-      pceSvn: dcap.utils.getPceSvn(ext),
-      fmspc: Buffer.from(dcap.utils.getFmspc(ext)),
-      qvlSerials: [...shipped, anchor.der].map(qvlSerial)
+      leafKey: (pki.pckPath[0] as X509Certificate).publicKey,
+      ...pki.platform,
+      // dcap-qvl checks the chain as shipped (a root copy included) and the anchor against the CRLs.
+      qvlSerials: once(() => [...splitPemChain(pem), anchor.der].map(qvlSerial))
     })
   }
 }
@@ -293,7 +296,7 @@ export async function verifyTdxQuote (quoteBytes: Uint8Array, collateral: Collat
       if (cache !== undefined && keys !== undefined) remember(cache, keys, quote, anchor, cold)
       report = cold.report
       tcbInfo = cold.checked.tcbInfo
-      pceId = cold.pki.pceId
+      pceId = cold.pki.platform.pceId
     }
     result.fmspc = tcbInfo.fmspc.toLowerCase()
 

@@ -25,8 +25,8 @@ export interface VerifiedCollateral {
   pckCrlIssuer: Buffer
   /** The PCK CRL and the root CA CRL, as our CRL check read them (issuer-aware revocation). */
   crls: [CheckedCrl, CheckedCrl]
-  /** Every serial either CRL lists, read as dcap-qvl reads them (decimal, issuer-blind). */
-  qvlRevokedSerials: Set<string>
+  /** Every serial either CRL lists, read as dcap-qvl reads them (decimal, issuer-blind); computed on first reuse. */
+  qvlRevokedSerials: () => Set<string>
 }
 
 /** A PCK chain verified to the anchor, with what the per-quote checks read from its leaf. */
@@ -39,8 +39,8 @@ export interface VerifiedChain {
   cpuSvn: Uint8Array
   pceSvn: number
   fmspc: Buffer
-  /** Serials dcap-qvl checks against the CRLs for this chain: leaf, every shipped CA, the anchor. */
-  qvlSerials: string[]
+  /** Serials dcap-qvl checks against the CRLs for this chain (leaf, every shipped CA, the anchor); computed on first reuse. */
+  qvlSerials: () => string[]
 }
 
 /** A platform TCB level match (dcap-qvl semantics), or the absence of one. */
@@ -138,6 +138,12 @@ export function importAttestationKey (xy: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64(xy.subarray(0, 32)), y: b64(xy.subarray(32, 64)) }, format: 'jwk' })
 }
 
+/** `f`'s value, computed on the first call: the full path should not pay for what only reuse needs. */
+export function once<T> (f: () => T): () => T {
+  let value: { v: T } | undefined
+  return () => (value ??= { v: f() }).v
+}
+
 const within = (v: Validity, atMs: number) => v.notBefore <= atMs && atMs <= v.notAfter
 
 const COLLATERAL_FIELDS = [
@@ -151,14 +157,15 @@ const COLLATERAL_FIELDS = [
  * surrogates would all encode to U+FFFD, so two different strings could hash alike.
  */
 export function collateralKey (anchor: TrustAnchor, collateral: Collateral): string | undefined {
-  const h = createHash('sha256').update(anchor.sha256)
+  const parts: string[] = [anchor.sha256]
   for (const field of COLLATERAL_FIELDS) {
     const value: unknown = (collateral as Record<string, unknown>)[field]
     // String.prototype.isWellFormed is in Node 20, not in this project's TypeScript lib.
     if (typeof value !== 'string' || !(value as unknown as { isWellFormed: () => boolean }).isWellFormed()) return undefined
-    h.update(`\0${value.length}:`).update(value)
+    parts.push(`${value.length}:`, value)
   }
-  return h.digest('hex')
+  // One update of the joined text: each update call costs more than hashing a few kB.
+  return createHash('sha256').update(parts.join('\0')).digest('hex')
 }
 
 /** The PCK chain text (latin1, as read from the quote) under one anchor. */
