@@ -110,7 +110,8 @@ if (process.env.CMESH_BENCH_CONTRACT_WORKER === '1') {
   instrumentSpawn()
   const nodes: CmeshNode[] = []
   const dirs: string[] = []
-  const send = (msg: unknown): void => { if (process.connected) process.send?.(msg) }
+  // A driver that is gone cannot be told anything: a failed send is dropped, never an uncaught EPIPE.
+  const send = (msg: unknown): void => { if (process.connected) process.send?.(msg, undefined, undefined, () => {}) }
   process.on('message', (msg: any) => {
     const run = async (): Promise<void> => {
       switch (msg.t) {

@@ -4,7 +4,7 @@
  *
  *   node --import tsx scripts/bench/contract.ts [--sizes 1,5,20] [--rounds 10] [--warmup 1]
  *        [--window 10] [--gap 300] [--provider-procs 0] [--timeout 900]
- *        [--profile file.cpuprofile] [--profile-interval 1000] [--defer-releases 0]
+ *        [--profile file.cpuprofile] [--profile-interval 1000] [--defer-releases 0] [--json file]
  *
  * Per N: one requester and N providers, CmeshNodes on 127.0.0.1 made as test/helpers/mesh.ts makes
  * them (but the production gossip heartbeat, 1 s; no DHT). Providers live in this process by
@@ -62,6 +62,7 @@ const gapMs = Number(args.get('gap') ?? 300)
 const timeoutSecs = Number(args.get('timeout') ?? 900)
 const providerProcs = Number(args.get('provider-procs') ?? 0)
 const profileFile = args.get('profile')
+const jsonFile = args.get('json')
 // Diagnostic: hold the requester's "not chosen" releases back this many ms (0: as the product does).
 const deferReleasesMs = Number(args.get('defer-releases') ?? 0)
 const profileIntervalUs = Number(args.get('profile-interval') ?? 1000)
@@ -115,8 +116,8 @@ interface Round {
 }
 
 class Worker extends WorkerProcess {
-  constructor () {
-    super(workerPath, { env: { ...process.env, CMESH_BENCH_CONTRACT_WORKER: '1' } })
+  constructor (label: string) {
+    super(workerPath, { label, env: { ...process.env, CMESH_BENCH_CONTRACT_WORKER: '1' } })
   }
 }
 
@@ -148,13 +149,17 @@ async function startMesh (n: number): Promise<Mesh> {
   } else {
     const procs = Math.min(n, providerProcs)
     const indices = Array.from({ length: procs }, (_, w) => Array.from({ length: n }, (_, i) => i).filter((i) => i % procs === w))
+    // A worker that dies while starting fails this size (reported by worker-rpc), not the run: stop the rest.
     await Promise.all(indices.map(async (ix) => {
-      const w = new Worker()
+      const w = new Worker(`contract worker ${workers.length} (providers ${ix.join(',')})`)
       workers.push(w)
       await w.request(null, 'ready')
       const { nodes } = await w.request({ t: 'start', network, indices: ix, room: ROOM }, 'started')
       providers.push(...nodes)
-    }))
+    })).catch(async (err: unknown) => {
+      await Promise.all(workers.map(async (w) => await w.stop({ t: 'stop' }, 'stopped')))
+      throw err
+    })
   }
   const requester = await startNode(network, { roles: ['requester'] }, dirs)
   for (const p of providers) await requester.libp2p.dial(p.addrs.map((a) => multiaddr(a)))
@@ -197,7 +202,7 @@ async function startMesh (n: number): Promise<Mesh> {
 }
 
 async function stopMesh (mesh: Mesh): Promise<void> {
-  await Promise.all(mesh.workers.map(async (w) => await Promise.race([w.request({ t: 'stop' }, 'stopped'), sleep(15_000).then(() => w.child.kill('SIGKILL'))])))
+  await Promise.all(mesh.workers.map(async (w) => await w.stop({ t: 'stop' }, 'stopped')))
   await stopNodes([mesh.requester, ...mesh.local], mesh.dirs)
 }
 
@@ -344,7 +349,15 @@ const rows: string[] = []
 const breakdowns: string[] = []
 let profileLines: string[] = []
 for (const n of sizes) {
-  const mesh = await startMesh(n)
+  let mesh: Mesh
+  try {
+    mesh = await startMesh(n)
+  } catch (err) {
+    failures++
+    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : 'workers'} | failed to start: ${(err as Error).message.slice(0, 200).replaceAll('|', '/')} |`)
+    console.error(`N=${n} failed to start: ${(err as Error).stack ?? String(err)}`)
+    continue
+  }
   try {
     const cold: Round[] = []
     const failed: string[] = []
@@ -375,7 +388,8 @@ for (const n of sizes) {
     }
     const col = (f: (r: Round) => number): number[] => measured.map(f)
     const first = cold[0]
-    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : `${mesh.workers.length} workers`} | ${measured.length}${failed.length > 0 ? ` (+${failed.length} failed)` : ''} | ${fmt(col((r) => r.total))} | ${fmt(col((r) => r.collecting))} | ${fmt(col((r) => r.rest))} | ${fmt1(col((r) => r.provision))} | ${first !== undefined ? `${first.total.toFixed(0)} / ${first.rest.toFixed(0)}` : 'n/a'} | ${Math.min(...col((r) => r.bids))}-${Math.max(...col((r) => r.bids))} | ${fmt(col((r) => r.cpuMs))} | ${Math.max(...col((r) => r.rssMiB)).toFixed(0)} | ${mesh.startupSecs.toFixed(1)} | ${loadBefore} → ${loadAfter} |`)
+    const dead = mesh.workers.filter((w) => !w.alive).length
+    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : `${mesh.workers.length} workers${dead > 0 ? ` (${dead} died)` : ''}`} | ${measured.length}${failed.length > 0 ? ` (+${failed.length} failed)` : ''} | ${fmt(col((r) => r.total))} | ${fmt(col((r) => r.collecting))} | ${fmt(col((r) => r.rest))} | ${fmt1(col((r) => r.provision))} | ${first !== undefined ? `${first.total.toFixed(0)} / ${first.rest.toFixed(0)}` : 'n/a'} | ${Math.min(...col((r) => r.bids))}-${Math.max(...col((r) => r.bids))} | ${fmt(col((r) => r.cpuMs))} | ${Math.max(...col((r) => r.rssMiB)).toFixed(0)} | ${mesh.startupSecs.toFixed(1)} | ${loadBefore} → ${loadAfter} |`)
     breakdowns.push(`N=${n} (p50 / p95 ms of the measured rounds):`)
     for (const part of Object.keys(measured[0]?.parts ?? {})) breakdowns.push(`  ${part.padEnd(54)} ${fmt1(col((r) => r.parts[part] as number))}`)
     for (const f of failed) breakdowns.push(`  FAILED round: ${f}`)
@@ -383,7 +397,7 @@ for (const n of sizes) {
     console.error(`N=${n} done: ${rows.at(-1)}`)
   } catch (err) {
     failures++
-    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : 'workers'} | failed: ${(err as Error).message.slice(0, 200)} |`)
+    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : 'workers'} | failed: ${(err as Error).message.slice(0, 200).replaceAll('|', '/')} |`)
     console.error(`N=${n} failed: ${(err as Error).stack ?? String(err)}`)
   } finally {
     await stopMesh(mesh)
@@ -391,7 +405,8 @@ for (const n of sizes) {
   await sleep(1000)
 }
 
-console.log('| bidders N | providers in | rounds | (a) RFP → opened receipt p50 / p95 (ms) | (b) collecting: create → all answered p50 / p95 (ms) | (c) = (a) − (b) p50 / p95 (ms) | (d) provisioning (provider metric) p50 / p95 (ms) | first round, cold: (a) / (c) (ms) | bids per round | process CPU per round p50 / p95 (ms) | driver process RSS (MiB) | start-up + convergence (s) | load avg 1/5/15 before → after the rounds |')
+const header = '| bidders N | providers in | rounds | (a) RFP → opened receipt p50 / p95 (ms) | (b) collecting: create → all answered p50 / p95 (ms) | (c) = (a) − (b) p50 / p95 (ms) | (d) provisioning (provider metric) p50 / p95 (ms) | first round, cold: (a) / (c) (ms) | bids per round | process CPU per round p50 / p95 (ms) | driver process RSS (MiB) | start-up + convergence (s) | load avg 1/5/15 before → after the rounds |'
+console.log(header)
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) console.log(r)
 console.log('')
@@ -400,5 +415,17 @@ if (profileLines.length > 0) { console.log(''); for (const l of profileLines) co
 console.log('')
 console.log(`load average at end (1/5/15 min): ${load()}; commit at end: ${commit()}`)
 if (failures > 0) console.log(`${failures} failure(s): see stderr`)
+if (jsonFile !== undefined) {
+  // The printed table's cells (rows as printed), for scripts/bench/all.ts.
+  const cellsOf = (line: string): string[] => line.replace(/^\| /, '').replace(/ \|$/, '').split(' | ')
+  await writeFile(jsonFile, JSON.stringify({
+    bench: 'contract',
+    command: `node --import tsx scripts/bench/contract.ts ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+    notes: [`commit ${commit()}`, ...(failures > 0 ? [`${failures} failure(s)`] : [])],
+    tables: [{ title: 'Contract flow: RFP → opened receipt', columns: cellsOf(header), rows: rows.map(cellsOf) }],
+    breakdown: breakdowns
+  }, null, 2))
+}
 clearTimeout(watchdog)
 process.exitCode = failures > 0 ? 1 : 0

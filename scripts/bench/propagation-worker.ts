@@ -17,25 +17,45 @@ const dirs: string[] = []
 const log = createLogger('bench', (process.env.CMESH_LOG as any) ?? 'silent')
 const now = () => performance.timeOrigin + performance.now()
 let received = 0
-const send = (msg: unknown) => { if (process.connected) process.send?.(msg) }
+// A driver that is gone cannot be told anything: a failed send is dropped, never an uncaught EPIPE.
+const send = (msg: unknown): void => { if (process.connected) process.send?.(msg, undefined, undefined, () => {}) }
+let cardBytes = 0
 
 function countRpcMessages (node: CmeshNode, topic: string): void {
   // Every gossip message that arrives, first copy or duplicate, passes handleReceivedMessage.
   const pubsub = node.libp2p.services.pubsub as any
   const original = pubsub.handleReceivedMessage.bind(pubsub)
-  pubsub.handleReceivedMessage = (from: unknown, rpcMsg: { topic: string }) => {
-    if (rpcMsg.topic === topic) received++
+  pubsub.handleReceivedMessage = (from: unknown, rpcMsg: { topic: string, data?: Uint8Array }) => {
+    if (rpcMsg.topic === topic) { received++; cardBytes = rpcMsg.data?.length ?? cardBytes }
     return original(from, rpcMsg)
   }
 }
 
-async function start (msg: { network: string, count: number, bootstrap: string[][], syncIntervalSecs?: number }): Promise<void> {
+/**
+ * Diagnostic only (the `--gossip` flag): gossipsub reads these options from its `opts` object at
+ * each heartbeat and publish, so a started node can be set back to other values (e.g. the
+ * library defaults, to measure a before/after in one sitting). `fastMsgId=false` removes the fast
+ * duplicate check.
+ */
+function overrideGossip (node: CmeshNode, overrides: Record<string, number | boolean>): void {
+  const pubsub = node.libp2p.services.pubsub as any
+  for (const [key, value] of Object.entries(overrides)) {
+    if (key === 'fastMsgId') {
+      if (value === false) { pubsub.fastMsgIdFn = undefined; pubsub.fastMsgIdCache = undefined }
+      continue
+    }
+    if (!(key in pubsub.opts)) throw new Error(`gossipsub has no option ${key}`)
+    pubsub.opts[key] = value
+  }
+}
+
+async function start (msg: { network: string, count: number, bootstrap: string[][], syncIntervalSecs?: number, dht?: boolean, gossip?: Record<string, number | boolean> }): Promise<void> {
   const started: Array<{ peerId: string, did: string, addr: string }> = []
   for (let i = 0; i < msg.count; i++) {
     const dataDir = await mkdtemp(join(tmpdir(), 'cmesh-bench-'))
     dirs.push(dataDir)
     const node = new CmeshNode({
-      config: resolveConfig({ network: msg.network, dataDir, bootstrap: msg.bootstrap[i] ?? [], syncIntervalSecs: msg.syncIntervalSecs ?? 10 }),
+      config: resolveConfig({ network: msg.network, dataDir, bootstrap: msg.bootstrap[i] ?? [], syncIntervalSecs: msg.syncIntervalSecs ?? 10, dht: msg.dht ?? true }),
       log,
       api: false
     })
@@ -43,6 +63,7 @@ async function start (msg: { network: string, count: number, bootstrap: string[]
     const index = nodes.length
     nodes.push(node)
     countRpcMessages(node, node.services.gossip.cards.topic)
+    if (msg.gossip !== undefined) overrideGossip(node, msg.gossip)
     node.collection.subscribe((change) => {
       if (change.card !== undefined) send({ t: 'recv', node: index, cid: change.card.cid.toString(), at: now() })
     })
@@ -57,7 +78,11 @@ function stats (): void {
     t: 'stats',
     rss: process.memoryUsage().rss,
     nodes: nodes.map((n) => ({ shown: n.collection.cards(Math.floor(Date.now() / 1000)).length, mesh: pubsub(n).getMeshPeers(n.services.gossip.cards.topic).length, accepted: n.services.gossip.cards.stats.accept })),
-    received
+    received,
+    // CPU seconds of this whole process (all its nodes and the runtime), for CPU per node.
+    cpuSecs: (() => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6 })(),
+    connections: nodes.map((n) => n.libp2p.getConnections().length),
+    cardBytes
   })
 }
 
