@@ -7,8 +7,10 @@
  * schema → signature → semantics); the only way to hold a `SignedRecord` is to have passed it.
  */
 import type { z } from 'zod'
-import { CID, cidForBytes, decodeCanonical, encodeCanonical, sha256Digest } from './cbor.js'
-import { concatBytes, utf8 } from './bytes.js'
+import { decode as decodeDagCbor, code as DAG_CBOR_CODE } from '@ipld/dag-cbor'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { CID, cidForBytes, decodeCanonical, encodeCanonical, scanCbor, sha256Digest } from './cbor.js'
+import { bytesEqual, concatBytes, utf8 } from './bytes.js'
 import { RecordError } from './errors.js'
 import { publicKeyFromDid, type Did, type Identity } from './identity.js'
 import { verify } from './ed25519.js'
@@ -98,12 +100,24 @@ export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types:
   }
 }
 
-function decodeRecordUnguarded<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
+function checkSize (bytes: Uint8Array): void {
   if (!(bytes instanceof Uint8Array)) throw new RecordError('RECORD_MALFORMED', 'expected bytes')
   if (bytes.length > MAX_RECORD_BYTES) {
     throw new RecordError('RECORD_TOO_LARGE', `record of ${bytes.length} bytes exceeds ${MAX_RECORD_BYTES}`, { size: bytes.length })
   }
-  const map = decodeCanonical(bytes)
+}
+
+interface ParsedFields<T extends AnyRecordType> {
+  type: T
+  value: any
+  author: Did
+  sig: Uint8Array
+  /** The map without `sig`, ready to encode as the signed body. */
+  body: Record<string, unknown>
+}
+
+/** $type, version, size per type, schema: the steps between CBOR and the signature. */
+function parseFields<T extends AnyRecordType> (map: unknown, bytes: Uint8Array, types: readonly T[]): ParsedFields<T> {
   if (map === null || typeof map !== 'object' || Array.isArray(map) || map instanceof Uint8Array || CID.asCID(map) !== null) {
     throw new RecordError('RECORD_MALFORMED', 'a record is a CBOR map')
   }
@@ -127,22 +141,71 @@ function decodeRecordUnguarded<T extends AnyRecordType> (bytes: Uint8Array, type
     throw new RecordError('RECORD_SCHEMA', `${type.nsid}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'invalid'}`.trim())
   }
   const value = parsed.data
-  const author = type.author(value)
-  const body = encodeCanonical({ ...rest, $type: nsid, v: RECORD_VERSION })
-  if (!verify(publicKeyFromDid(author), signingInput(body), sig)) {
-    throw new RecordError('RECORD_BAD_SIGNATURE', `${type.nsid} signature does not verify for its author`, { author })
-  }
-  type.check?.(value)
+  return { type, value, author: type.author(value), sig, body: { ...rest, $type: nsid, v: RECORD_VERSION } }
+}
+
+function signedRecord<T extends AnyRecordType> (fields: ParsedFields<T>, bytes: Uint8Array, cid: CID, digest: Uint8Array): SignedOf<T> {
+  const { type, value, author } = fields
   return {
     type,
     value,
     bytes,
-    cid: cidForBytes(bytes),
-    digest: sha256Digest(body),
+    cid,
+    digest,
     author,
     uri: formatAtUri({ did: author, nsid: type.nsid, rkey: tidFromTime(BigInt(type.time(value)) * 1_000_000n) }),
     [verified]: true
   } as unknown as SignedOf<T>
+}
+
+function decodeRecordUnguarded<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
+  checkSize(bytes)
+  const fields = parseFields(decodeCanonical(bytes), bytes, types)
+  const body = encodeCanonical(fields.body)
+  if (!verify(publicKeyFromDid(fields.author), signingInput(body), fields.sig)) {
+    throw new RecordError('RECORD_BAD_SIGNATURE', `${fields.type.nsid} signature does not verify for its author`, { author: fields.author })
+  }
+  fields.type.check?.(fields.value)
+  return signedRecord(fields, bytes, cidForBytes(bytes), sha256Digest(body))
+}
+
+/** What a full decodeRecord established about one record's bytes (see decodeRecordVerifiedElsewhere). */
+export interface RecordVerdict {
+  /** SHA-256 of the exact bytes decodeRecord accepted: its CID's digest. */
+  bytesSha256: Uint8Array
+  /** The record's digest: SHA-256 of its canonical encoding without `sig`. */
+  digest: Uint8Array
+}
+
+export function verdictOf (record: SignedRecord<any>): RecordVerdict {
+  return { bytesSha256: record.cid.multihash.digest, digest: record.digest }
+}
+
+/**
+ * Rebuilds a record that a full decodeRecord accepted elsewhere (the sync verify pool's worker
+ * threads), without paying for what that run proved. The verdict is bound to the bytes: their
+ * SHA-256 is computed here and must equal `verdict.bytesSha256`, so a verdict can never be applied
+ * to other bytes (a mixed-up index, a reused buffer); bytes that are exactly the accepted ones are
+ * canonical and correctly signed, so the round-trip re-encode and Ed25519 are skipped. Type,
+ * version, schema and the semantic check run again (they build the value). Only pass a verdict
+ * that `verdictOf(decodeRecord(…))` produced over these types: anything else admits a forgery.
+ */
+export function decodeRecordVerifiedElsewhere<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[], verdict: RecordVerdict): SignedOf<T> {
+  try {
+    checkSize(bytes)
+    const hash = sha256Digest(bytes)
+    if (!bytesEqual(hash, verdict.bytesSha256) || verdict.digest.length !== 32) {
+      throw new RecordError('RECORD_BAD_SIGNATURE', 'the verdict given is for other bytes: signature not checked', {})
+    }
+    // The accepted bytes passed the pre-scan and the strict decoder; the scan stays as a cheap bound.
+    scanCbor(bytes)
+    const fields = parseFields(decodeDagCbor(bytes), bytes, types)
+    fields.type.check?.(fields.value)
+    return signedRecord(fields, bytes, CID.createV1(DAG_CBOR_CODE, createDigest(0x12, hash)), verdict.digest)
+  } catch (err) {
+    if (err instanceof RecordError) throw err
+    throw new RecordError('RECORD_MALFORMED', `record could not be checked: ${err instanceof Error ? err.message : typeof err}`, { unexpected: true }, { cause: err })
+  }
 }
 
 export interface ClockWindow {

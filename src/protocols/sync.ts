@@ -6,18 +6,22 @@
  *   initiator → responder   { buckets: [i…] }   (or { done: true } when no bucket differs)
  *   responder → initiator   { entries: [{p, t, r, d}…], more }  (repeated while more)
  *   initiator → responder   { want: [providerId…] }             ≤ 128 per request, repeated
- *   responder → initiator   { records: [bytes…] }
+ *   responder → initiator   { records: [bytes…] }               one answer per want, in order
  *   initiator → responder   { done: true }
  *
  * Each side pulls what it lacks; both sides start a session when they connect, so a late joiner
  * or a healed partition converges without any gossip being resent. Every message is DAG-CBOR,
  * length-prefixed, capped, schema-checked; every record is fully verified before it is applied.
+ *
+ * The initiator pipelines its wants (up to `pipelineDepth` batches asked for and not yet applied)
+ * and hands each answer to a RecordBatchDecoder (the worker pool, record-verify-pool.ts), so a
+ * bulk pull verifies on every core while the next batches are on the wire.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { z } from 'zod'
-import { decodeRecord, checkClockWindow } from '../market/record.js'
+import { checkClockWindow } from '../market/record.js'
 import {
-  COLLECTION_RECORD_TYPES, SUMMARY_BUCKETS, bucketOf, differingBuckets,
+  SUMMARY_BUCKETS, bucketOf, differingBuckets,
   type CollectionRecord, type ProviderCollection, type SummaryEntry
 } from '../market/collection.js'
 import { CmeshError, RecordError } from '../market/errors.js'
@@ -26,6 +30,7 @@ import { protocolId } from './names.js'
 import { RateLimiter, type RateLimit } from './rate-limit.js'
 import { errorText } from './error-text.js'
 import { framed, readMessage, writeMessage, MessageError, type FramedStream, type Registrar } from './messages.js'
+import { inlineDecoder, type RecordBatchDecoder } from './record-verify-pool.js'
 
 export const SYNC_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 /**
@@ -42,6 +47,10 @@ export const SYNC_MAX_INVALID_RECORDS = 16
 export const SYNC_CLOCK_SKEW_SECS = 30
 /** lpStream's unread-bytes buffer: room for several full messages while the reader catches up. */
 export const SYNC_READ_BUFFER_BYTES = 16 * 1024 * 1024
+/** Want batches asked for and not yet applied, by default: enough to keep two workers and the wire busy. */
+export const SYNC_PIPELINE_DEPTH = 4
+/** Unread answers to pipelined wants must fit the read buffer even at the full frame size. */
+export const SYNC_MAX_PIPELINE_DEPTH = Math.floor(SYNC_READ_BUFFER_BYTES / (SYNC_MAX_MESSAGE_BYTES + 4))
 
 export type SyncErrorCode = 'SYNC_PROTOCOL_VIOLATION' | 'SYNC_TOO_MANY_INVALID' | 'SYNC_TIMEOUT' | 'SYNC_STREAM_FAILED' | 'SYNC_RATE_LIMITED'
 export class SyncError extends CmeshError<SyncErrorCode> {}
@@ -82,6 +91,10 @@ export interface SyncInit {
   /** Inbound sessions per peer (default SYNC_INBOUND_RATE). */
   inboundRate?: RateLimit
   log?: (line: string) => void
+  /** Decodes and verifies fetched records (default: inline, on this thread). */
+  decoder?: RecordBatchDecoder
+  /** Want batches asked for and not yet applied (default SYNC_PIPELINE_DEPTH; 1 = one at a time). */
+  pipelineDepth?: number
   /** Observes every session, either role (metrics): outcome is `ok` or an error code. */
   onSession?: (session: SyncSession) => void
 }
@@ -114,11 +127,15 @@ export class SyncProtocol {
   readonly protocol: string
   private readonly sessionTimeoutMs: number
   private readonly inbound: RateLimiter
+  private readonly decoder: RecordBatchDecoder
+  private readonly pipelineDepth: number
 
   constructor (private readonly registrar: Pick<Registrar, 'handle' | 'unhandle' | 'dialProtocol'>, private readonly init: SyncInit) {
     this.protocol = protocolId(init.network, 'sync')
     this.sessionTimeoutMs = init.sessionTimeoutMs ?? 60_000
     this.inbound = new RateLimiter(init.inboundRate ?? SYNC_INBOUND_RATE)
+    this.decoder = init.decoder ?? inlineDecoder
+    this.pipelineDepth = Math.min(SYNC_MAX_PIPELINE_DEPTH, Math.max(1, Math.floor(init.pipelineDepth ?? SYNC_PIPELINE_DEPTH)))
   }
 
   async start (): Promise<void> {
@@ -179,13 +196,7 @@ export class SyncProtocol {
         }
         result.remoteEntries = entries.size
         const { want } = this.init.collection.reconcile([...entries.values()], buckets)
-        for (let i = 0; i < want.length; i += SYNC_MAX_WANT) {
-          const batch = want.slice(i, i + SYNC_MAX_WANT)
-          await writeMessage(lp, { want: batch }, signal)
-          const { records } = await readMsg(lp, recordsMsg, signal)
-          result.fetched += records.length
-          this.applyBatch(records, new Set(batch), result)
-        }
+        await this.fetch(lp, want, result, signal)
       }
       await writeMessage(lp, { done: true }, signal)
       await stream.close({ signal })
@@ -199,11 +210,57 @@ export class SyncProtocol {
     return result
   }
 
-  private applyBatch (records: Uint8Array[], asked: Set<string>, result: SyncResult): void {
+  /**
+   * Asks for `want` in batches of SYNC_MAX_WANT with at most `pipelineDepth` batches asked for and
+   * not yet applied. The responder answers wants in order, so the k-th `records` answers the k-th
+   * `want`. Batches are verified as they arrive (in parallel on a pool) and applied in order, so
+   * invalid records are counted exactly as one batch at a time would; the first failure ends the
+   * session and no later batch is applied.
+   */
+  private async fetch (lp: FramedStream, want: string[], result: SyncResult, signal: AbortSignal): Promise<void> {
+    const batches: string[][] = []
+    for (let i = 0; i < want.length; i += SYNC_MAX_WANT) batches.push(want.slice(i, i + SYNC_MAX_WANT))
+    const applied: Array<Promise<void>> = []
+    let appliedCount = 0
+    let asked = 0
+    let failed = false
+    let chain: Promise<void> = Promise.resolve()
+    const ask = async (): Promise<void> => { await writeMessage(lp, { want: batches[asked++] }, signal) }
+    try {
+      for (let k = 0; k < batches.length; k++) {
+        // Fill the window; if batch k is still not asked for (the window is full of batches being
+        // verified), wait for the oldest to be applied.
+        for (;;) {
+          while (asked < batches.length && asked - appliedCount < this.pipelineDepth) await ask()
+          if (asked > k) break
+          await applied[appliedCount]
+        }
+        const { records } = await readMsg(lp, recordsMsg, signal)
+        result.fetched += records.length
+        const wanted = new Set(batches[k])
+        // Verification starts now; applying waits for the batches before it.
+        const decoded = this.decoder.decodeBatch(records)
+        chain = Promise.all([chain, decoded]).then(([, d]) => {
+          if (failed) return
+          this.applyDecoded(d, wanted, result)
+          appliedCount++
+        })
+        // Handled here so a failure waits, unreported, for the await that ends the session.
+        chain.catch(() => {})
+        applied.push(chain)
+      }
+      await chain
+    } catch (err) {
+      failed = true
+      throw err
+    }
+  }
+
+  private applyDecoded (decoded: Array<CollectionRecord | RecordError>, asked: Set<string>, result: SyncResult): void {
     const nowSecs = Math.floor(this.init.now() / 1000)
-    for (const bytes of records) {
+    for (const record of decoded) {
       try {
-        const record = decodeRecord(bytes, COLLECTION_RECORD_TYPES)
+        if (record instanceof RecordError) throw record
         if (!asked.has(record.value.providerId)) throw new SyncError('SYNC_PROTOCOL_VIOLATION', 'peer sent a record that was not asked for')
         // Old records are what sync is for; records from the future are not (same skew as gossip).
         checkClockWindow(record, nowSecs, { maxFutureSecs: SYNC_CLOCK_SKEW_SECS, maxAgeSecs: Number.MAX_SAFE_INTEGER })

@@ -6,7 +6,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/node/libp2p.js'
-import { SyncProtocol, SyncError } from '../../src/protocols/sync.js'
+import { SyncProtocol, SyncError, SYNC_MAX_WANT, type SyncInit, type SyncResult } from '../../src/protocols/sync.js'
+import { RecordVerifyPool } from '../../src/protocols/record-verify-pool.js'
 import { protocolId } from '../../src/protocols/names.js'
 import { ProviderCollection, bucketOf, encodeCanonical, decodeCanonical, SUMMARY_BUCKETS } from '../../src/market/index.js'
 import { testNetwork } from '../helpers/mesh.js'
@@ -117,5 +118,143 @@ describe('sync between two honest nodes', () => {
     assert.equal(bounded.size, 1)
     await initiator.pull((b as MeshLibp2p).peerId)
     await assert.rejects(initiator.pull((b as MeshLibp2p).peerId), (err: unknown) => err instanceof SyncError, 'the third session within the burst is refused')
+  })
+})
+
+describe('pipelined wants', () => {
+  const network = testNetwork()
+  const nodes: MeshLibp2p[] = []
+  const pools: RecordVerifyPool[] = []
+  after(async () => {
+    await Promise.all(pools.map(async (p) => await p.stop()))
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+  const node = async () => {
+    const n = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), network, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false })
+    nodes.push(n)
+    return n
+  }
+  const readyPool = async () => {
+    const p = new RecordVerifyPool({ size: 2, inlineBelow: 1 })
+    pools.push(p)
+    p.start()
+    await p.whenReady()
+    return p
+  }
+  const now = Math.floor(Date.now() / 1000)
+  const heldCards = (n: number) => {
+    const held = new ProviderCollection()
+    for (let i = 1; i <= n; i++) held.apply(cardAt(testIdentity(i), now - 10), now)
+    return held
+  }
+
+  /**
+   * A scripted responder over a real collection: it reads `upFront` wants before answering any (an
+   * initiator that does not pipeline never gets an answer), then answers in the order `order` gives.
+   */
+  async function scripted (held: ProviderCollection, upFront: number, answer: (want: string[], k: number) => Uint8Array[], order: (k: number) => number = (k) => k): Promise<{ peer: MeshLibp2p, maxUnanswered: () => number }> {
+    const m = await node()
+    let maxUnanswered = 0
+    await m.handle(protocolId(network, 'sync'), async (stream: Stream) => {
+      const lp = lpStream(stream, { maxDataLength: 8 * 1024 * 1024 })
+      const read = async () => decodeCanonical((await lp.read()).subarray()) as any
+      try {
+        await read()
+        const s = held.summary()
+        await lp.write(encodeCanonical({ summary: s.buckets, count: s.count }))
+        const { buckets } = await read()
+        const entries = held.entries(buckets).map((e) => ({ p: e.providerId, t: e.time, r: e.retired, d: e.digest }))
+        await lp.write(encodeCanonical({ entries, more: false }))
+        const total = Math.ceil(entries.length / SYNC_MAX_WANT)
+        const wants: string[][] = []
+        let answered = 0
+        while (wants.length < Math.min(upFront, total)) wants.push((await read()).want)
+        while (answered < total) {
+          maxUnanswered = Math.max(maxUnanswered, wants.length - answered)
+          const k = order(answered)
+          while (wants.length <= k) wants.push((await read()).want)
+          await lp.write(encodeCanonical({ records: answer(wants[k]!, k) }))
+          answered++
+        }
+        await read()
+        await stream.close()
+      } catch {
+        stream.abort(new Error('done'))
+      }
+    })
+    return { peer: m, maxUnanswered: () => maxUnanswered }
+  }
+
+  const honest = (held: ProviderCollection) => (want: string[]) => want.map((p) => held.record(p)!.bytes)
+
+  async function pull (peer: MeshLibp2p, init: Partial<SyncInit>): Promise<{ result?: SyncResult, code?: string, collection: ProviderCollection }> {
+    const victim = await node()
+    const collection = new ProviderCollection()
+    const sync = new SyncProtocol(victim, { network, collection, now: Date.now, sessionTimeoutMs: 15_000, ...init })
+    await victim.dial(peer.getMultiaddrs())
+    try {
+      return { result: await sync.pull(peer.peerId), collection }
+    } catch (err) {
+      assert.ok(err instanceof SyncError, String(err))
+      return { code: err.code, collection }
+    }
+  }
+
+  it('keeps pipelineDepth wants outstanding (here 4) and gets everything through the pool', async () => {
+    const held = heldCards(4 * SYNC_MAX_WANT + 10)
+    const { peer, maxUnanswered } = await scripted(held, 4, honest(held))
+    const { result, code, collection } = await pull(peer, { decoder: await readyPool(), pipelineDepth: 4 })
+    assert.equal(code, undefined)
+    assert.equal(result?.admitted, held.size)
+    assert.equal(maxUnanswered(), 4)
+    assert.deepEqual(collection.summary(), held.summary())
+  })
+
+  it('depth 1 waits for each answer (a responder that wants 2 wants first never gets them)', async () => {
+    const held = heldCards(2 * SYNC_MAX_WANT)
+    const { peer } = await scripted(held, 2, honest(held))
+    const { code } = await pull(peer, { pipelineDepth: 1, sessionTimeoutMs: 3000 })
+    assert.equal(code, 'SYNC_TIMEOUT')
+  })
+
+  it('the k-th answer must be for the k-th want: answers out of order are a protocol violation', async () => {
+    const held = heldCards(3 * SYNC_MAX_WANT)
+    const { peer } = await scripted(held, 3, honest(held), (k) => [1, 0, 2][k]!)
+    const { code, collection } = await pull(peer, { decoder: await readyPool(), pipelineDepth: 3 })
+    assert.equal(code, 'SYNC_PROTOCOL_VIOLATION')
+    assert.equal(collection.size, 0, 'nothing from the misplaced answer was applied')
+  })
+
+  it('invalid records verified on the pool are counted in order; the 17th ends the session, later batches are not applied', async () => {
+    const held = heldCards(3 * SYNC_MAX_WANT)
+    // Batch 0 honest, batch 1: 20 records with a flipped signature bit, then honest ones; batch 2 honest.
+    const { peer } = await scripted(held, 3, (want, k) => want.map((p, i) => {
+      const bytes = held.record(p)!.bytes
+      if (k !== 1 || i >= 20) return bytes
+      const map = decodeCanonical(bytes) as Record<string, unknown>
+      const sig = new Uint8Array(map.sig as Uint8Array)
+      sig[0]! ^= 1
+      return encodeCanonical({ ...map, sig })
+    }))
+    const { code, collection } = await pull(peer, { decoder: await readyPool(), pipelineDepth: 3 })
+    assert.equal(code, 'SYNC_TOO_MANY_INVALID')
+    assert.equal(collection.size, SYNC_MAX_WANT, 'batch 0 applied; nothing of batch 1 after the 17th invalid, nothing of batch 2')
+  })
+
+  it('two honest nodes: a pipelined pull through the pool equals the responder\'s collection', async () => {
+    const held = heldCards(700)
+    const [a, b] = [await node(), await node()]
+    const responder = new SyncProtocol(b, { network, collection: held, now: Date.now })
+    await responder.start()
+    const collection = new ProviderCollection()
+    const pool = await readyPool()
+    const initiator = new SyncProtocol(a, { network, collection, now: Date.now, decoder: pool })
+    await a.dial(b.getMultiaddrs())
+    const result = await initiator.pull(b.peerId)
+    assert.equal(result.fetched, 700)
+    assert.equal(result.admitted, 700)
+    assert.equal(result.invalid, 0)
+    assert.equal(pool.stats.workerRecords, 700)
+    assert.deepEqual(collection.summary(), held.summary())
   })
 })

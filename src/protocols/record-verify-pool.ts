@@ -1,0 +1,308 @@
+/**
+ * Verifies collection records (cards, retirements) on worker threads, so a bulk sync uses every
+ * core instead of one: Ed25519 through node:crypto is ~70 % of a record's decode (docs/BENCHMARKS.md).
+ *
+ * A worker runs the full decodeRecord and answers per record its verdict (SHA-256 of the bytes it
+ * accepted, record digest) or the RecordError code that refused them; the main thread rebuilds each
+ * accepted record with decodeRecordVerifiedElsewhere, which hashes its own copy of the bytes and
+ * refuses a verdict for other bytes. So no answer from a worker can admit bytes it did not verify,
+ * and the main thread's share is a hash, a CBOR decode and the schema (~1/4 of a full decode).
+ *
+ * Each worker holds at most one job, so a worker that dies (crash, terminate, failed load) loses
+ * exactly the job it held: that job is verified inline on the main thread, never dropped or
+ * admitted unchecked, and the worker is replaced (a bounded number of times). Small batches, and
+ * any batch while no worker has finished loading, are verified inline: the hop costs more than it saves.
+ *
+ * Workers are spawned on the first batch worth sending them and retired after `idleMs` without
+ * work: most of a node's life needs no bulk verification, and each worker holds its own heap.
+ */
+import { Worker } from 'node:worker_threads'
+import { availableParallelism } from 'node:os'
+import { decodeRecord, decodeRecordVerifiedElsewhere, type RecordVerdict } from '../market/record.js'
+import { COLLECTION_RECORD_TYPES, type CollectionRecord } from '../market/collection.js'
+import { CmeshError, RecordError, type RecordErrorCode } from '../market/errors.js'
+import type { VerifyJob, VerifyReply } from './record-verify-worker.js'
+
+/** Decodes and fully verifies a batch of collection records; one entry per input, in order. */
+export interface RecordBatchDecoder {
+  /** A refused record is its RecordError in the result; the promise rejects only if the decoder itself cannot go on. */
+  decodeBatch: (records: readonly Uint8Array[]) => Promise<Array<CollectionRecord | RecordError>>
+}
+
+/** The one-core path: full decodeRecord for each record, on this thread. */
+export function decodeBatchInline (records: readonly Uint8Array[]): Array<CollectionRecord | RecordError> {
+  return records.map((bytes) => {
+    try {
+      return decodeRecord(bytes, COLLECTION_RECORD_TYPES)
+    } catch (err) {
+      if (err instanceof RecordError) return err
+      throw err
+    }
+  })
+}
+
+export const inlineDecoder: RecordBatchDecoder = { decodeBatch: async (records) => decodeBatchInline(records) }
+
+export function defaultVerifyWorkers (): number {
+  return Math.min(2, availableParallelism())
+}
+
+export type RecordVerifyPoolErrorCode = 'VERIFY_POOL_STOPPED'
+export class RecordVerifyPoolError extends CmeshError<RecordVerifyPoolErrorCode> {}
+
+export interface RecordVerifyPoolInit {
+  /** Worker threads (default min(2, availableParallelism())); 0 verifies everything inline. */
+  size?: number
+  /** Batches smaller than this are verified inline (default 64). */
+  inlineBelow?: number
+  /** Workers replaced after dying, over the pool's life; past that the pool shrinks (default 8). */
+  maxRestarts?: number
+  /** Workers are terminated after this long without a job (default 30 s); the next large batch respawns them. */
+  idleMs?: number
+  /** The worker module; by default record-verify-worker next to this file (.ts under tsx, .js built). */
+  workerUrl?: URL
+  log?: (line: string) => void
+}
+
+export interface RecordVerifyPoolStats {
+  /** Records whose signature a worker checked. */
+  workerRecords: number
+  /** Records verified inline by choice (small batch, no worker ready, size 0). */
+  inlineRecords: number
+  /** Records re-verified inline because the worker holding them died or answered nonsense. */
+  fallbackRecords: number
+  /** Workers replaced after dying. */
+  restarts: number
+}
+
+const RECORD_ERROR_CODES = new Set<string>([
+  'RECORD_TOO_LARGE', 'RECORD_MALFORMED', 'RECORD_NON_CANONICAL', 'RECORD_UNKNOWN_TYPE', 'RECORD_UNSUPPORTED_VERSION',
+  'RECORD_SCHEMA', 'RECORD_BAD_SIGNATURE', 'RECORD_SEMANTIC', 'RECORD_FROM_FUTURE', 'RECORD_STALE'
+] satisfies RecordErrorCode[])
+
+/** Smallest share of a batch worth sending to a worker of its own. */
+const MIN_CHUNK = 32
+
+interface Job {
+  id: number
+  records: readonly Uint8Array[]
+  resolve: (out: Array<CollectionRecord | RecordError>) => void
+  reject: (err: Error) => void
+}
+
+interface Slot {
+  worker: Worker
+  ready: boolean
+  job: Job | undefined
+}
+
+function defaultWorkerUrl (): URL {
+  // Under tsx this module is the .ts source and the worker is too; built, both are .js in dist/.
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+  return new URL(`./record-verify-worker${ext}`, import.meta.url)
+}
+
+export class RecordVerifyPool implements RecordBatchDecoder {
+  readonly size: number
+  readonly stats: RecordVerifyPoolStats = { workerRecords: 0, inlineRecords: 0, fallbackRecords: 0, restarts: 0 }
+  private readonly inlineBelow: number
+  private readonly maxRestarts: number
+  private readonly workerUrl: URL
+  private readonly slots: Slot[] = []
+  private readonly queue: Job[] = []
+  private readonly idleMs: number
+  private nextId = 0
+  private running = false
+  /** Replacements used up and every worker gone: verify inline from now on rather than respawn forever. */
+  private exhausted = false
+  private idleTimer: NodeJS.Timeout | undefined
+
+  constructor (private readonly init: RecordVerifyPoolInit = {}) {
+    this.size = Math.max(0, Math.floor(init.size ?? defaultVerifyWorkers()))
+    this.inlineBelow = init.inlineBelow ?? 64
+    this.maxRestarts = init.maxRestarts ?? 8
+    this.idleMs = init.idleMs ?? 30_000
+    this.workerUrl = init.workerUrl ?? defaultWorkerUrl()
+  }
+
+  /** The live worker threads (diagnostics and tests). */
+  get threads (): readonly Worker[] {
+    return this.slots.map((s) => s.worker)
+  }
+
+  /** Workers that have loaded and can take a job. */
+  get readyWorkers (): number {
+    return this.slots.filter((s) => s.ready).length
+  }
+
+  /** Accepts batches; workers are spawned when the first large one arrives (or by warm()). */
+  start (): void {
+    this.running = true
+  }
+
+  /** Spawns the workers now if none is running, without waiting for them to load. */
+  warm (): void {
+    if (!this.running || this.exhausted || this.slots.length > 0) return
+    for (let i = 0; i < this.size; i++) this.spawn()
+  }
+
+  /** Terminates every worker; jobs still held or queued reject with VERIFY_POOL_STOPPED. */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearTimeout(this.idleTimer)
+    const slots = this.slots.splice(0)
+    const orphans = [...this.queue.splice(0), ...slots.flatMap((s) => s.job !== undefined ? [s.job] : [])]
+    for (const job of orphans) job.reject(new RecordVerifyPoolError('VERIFY_POOL_STOPPED', 'record verify pool stopped'))
+    await Promise.all(slots.map(async (s) => {
+      s.job = undefined
+      await s.worker.terminate()
+      s.worker.removeAllListeners()
+    }))
+  }
+
+  /** Warms the pool and resolves when `count` workers (default all) are ready, or rejects after `timeoutMs`; for benchmarks and tests. */
+  async whenReady (count = this.size, timeoutMs = 30_000): Promise<void> {
+    this.warm()
+    const deadline = Date.now() + timeoutMs
+    while (this.readyWorkers < count) {
+      if (Date.now() > deadline) throw new Error(`only ${this.readyWorkers} of ${count} verify workers ready after ${timeoutMs} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+
+  async decodeBatch (records: readonly Uint8Array[]): Promise<Array<CollectionRecord | RecordError>> {
+    if (records.length >= this.inlineBelow) this.warm()
+    const ready = this.readyWorkers
+    if (!this.running || ready === 0 || records.length < this.inlineBelow) {
+      this.stats.inlineRecords += records.length
+      return decodeBatchInline(records)
+    }
+    // Split so every ready worker gets a share of this batch; pipelined batches queue behind it.
+    const chunk = Math.max(MIN_CHUNK, Math.ceil(records.length / ready))
+    const parts: Array<Promise<Array<CollectionRecord | RecordError>>> = []
+    for (let i = 0; i < records.length; i += chunk) {
+      const part = records.slice(i, i + chunk)
+      parts.push(new Promise((resolve, reject) => { this.queue.push({ id: this.nextId++, records: part, resolve, reject }) }))
+    }
+    this.dispatch()
+    return (await Promise.all(parts)).flat()
+  }
+
+  private newWorker (): Worker {
+    const url = this.workerUrl
+    if (!url.pathname.endsWith('.ts')) return new Worker(url)
+    // Running from source under tsx (tests, scripts): Node 20 does not apply `--import tsx` to worker
+    // threads, so the worker registers tsx's loader itself before importing the .ts module.
+    const tsx = import.meta.resolve('tsx/esm/api')
+    return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}) })`, { eval: true })
+  }
+
+  private spawn (): void {
+    const worker = this.newWorker()
+    const slot: Slot = { worker, ready: false, job: undefined }
+    this.slots.push(slot)
+    worker.on('message', (msg: unknown) => { this.onMessage(slot, msg) })
+    // 'error' (an uncaught exception, a module that failed to load) is always followed by 'exit'.
+    worker.on('error', (err) => { this.init.log?.(`verify worker ${worker.threadId} failed: ${err.message}`) })
+    worker.on('messageerror', () => { void worker.terminate() })
+    worker.on('exit', () => { this.onExit(slot) })
+  }
+
+  private dispatch (): void {
+    clearTimeout(this.idleTimer)
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) break
+      if (!slot.ready || slot.job !== undefined) continue
+      const job = this.queue.shift() as Job
+      slot.job = job
+      // One fresh buffer per job, transferred: a record may be a view into a frame of megabytes.
+      const offsets = new Uint32Array(job.records.length + 1)
+      for (let i = 0; i < job.records.length; i++) offsets[i + 1] = offsets[i]! + job.records[i]!.length
+      const buffer = new Uint8Array(offsets[job.records.length]!)
+      for (let i = 0; i < job.records.length; i++) buffer.set(job.records[i]!, offsets[i])
+      const message: VerifyJob = { id: job.id, buffer: buffer.buffer, offsets }
+      slot.worker.postMessage(message, [buffer.buffer, offsets.buffer])
+    }
+    // Every worker gone (replacements used up or failing to load): nobody else will take these.
+    if (this.slots.length === 0) for (const job of this.queue.splice(0)) this.fallback(job)
+    if (this.slots.length > 0 && this.queue.length === 0 && this.slots.every((s) => s.job === undefined)) {
+      this.idleTimer = setTimeout(() => { this.retireIdle() }, this.idleMs)
+      // An idle pool never keeps the process alive; stop() still terminates the workers.
+      this.idleTimer.unref()
+    }
+  }
+
+  private retireIdle (): void {
+    if (this.queue.length > 0 || this.slots.some((s) => s.job !== undefined)) return
+    // Out of `slots` first, so their exit is not taken for a crash.
+    for (const slot of this.slots.splice(0)) {
+      void slot.worker.terminate().finally(() => slot.worker.removeAllListeners())
+    }
+  }
+
+  private onMessage (slot: Slot, msg: unknown): void {
+    if (typeof msg === 'object' && msg !== null && 'ready' in msg) {
+      slot.ready = true
+      this.dispatch()
+      return
+    }
+    const job = slot.job
+    const reply = msg as Partial<VerifyReply>
+    if (job === undefined) return
+    slot.job = undefined
+    const n = job.records.length
+    if (reply.id !== job.id || !(reply.verdicts instanceof Uint8Array) || reply.verdicts.length !== 64 * n || !Array.isArray(reply.errors) || reply.errors.length !== n) {
+      // Our own worker answering out of turn is a bug; the records still get a full check.
+      this.init.log?.(`verify worker ${slot.worker.threadId} answered out of turn; verifying its job inline`)
+      this.fallback(job)
+    } else {
+      this.stats.workerRecords += n
+      const v = reply.verdicts
+      job.resolve(job.records.map((bytes, i) => this.rebuild(bytes, { bytesSha256: v.subarray(64 * i, 64 * i + 32), digest: v.subarray(64 * i + 32, 64 * i + 64) }, reply.errors![i])))
+    }
+    this.dispatch()
+  }
+
+  private rebuild (bytes: Uint8Array, verdict: RecordVerdict, error: [string, string] | null | undefined): CollectionRecord | RecordError {
+    if (error != null) {
+      const code = RECORD_ERROR_CODES.has(error[0]) ? error[0] as RecordErrorCode : 'RECORD_MALFORMED'
+      return new RecordError(code, String(error[1]), { verifiedBy: 'worker' })
+    }
+    try {
+      return decodeRecordVerifiedElsewhere(bytes, COLLECTION_RECORD_TYPES, verdict)
+    } catch (err) {
+      if (err instanceof RecordError) return err
+      throw err
+    }
+  }
+
+  private fallback (job: Job): void {
+    this.stats.fallbackRecords += job.records.length
+    try {
+      job.resolve(decodeBatchInline(job.records))
+    } catch (err) {
+      job.reject(err as Error)
+    }
+  }
+
+  private onExit (slot: Slot): void {
+    const i = this.slots.indexOf(slot)
+    if (i < 0) return // stopped: stop() already settled its job
+    this.slots.splice(i, 1)
+    slot.worker.removeAllListeners()
+    const job = slot.job
+    slot.job = undefined
+    if (job !== undefined) {
+      this.init.log?.(`verify worker ${slot.worker.threadId} exited holding ${job.records.length} records; verifying them inline`)
+      this.fallback(job)
+    }
+    if (this.running && this.stats.restarts < this.maxRestarts) {
+      this.stats.restarts++
+      this.spawn()
+    } else if (this.slots.length === 0) {
+      this.exhausted = true
+    }
+    this.dispatch()
+  }
+}
