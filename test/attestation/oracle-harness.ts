@@ -111,7 +111,7 @@ export async function simulatedSubjects (): Promise<Subject[]> {
   const collateral = await createCollateral(pki)
   const out: Subject[] = [
     { name: 'simulated', quote: await createQuote(pki, { reportData: new Uint8Array(64).fill(7) }), collateral, anchor, at, resigned },
-    { name: 'simulated v5 TD 1.5', quote: await createQuote(pki, { v5: 'td15' }), collateral, anchor, at }
+    { name: 'simulated v5 TD 1.5', quote: await createQuote(pki, { v5: 'td15' }), collateral, anchor, at, resigned }
   ]
   // A revoked leaf and a forged root CRL: refused by both, and by us only.
   const revoked = await createTestPki({ revokePckLeaf: true, now: pki.now })
