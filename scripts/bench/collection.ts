@@ -2,8 +2,9 @@
  * Collection benchmark: ingest throughput (decode + verify + apply, the path sync and gossip take),
  * merge throughput of already-verified replicas, summary/diff cost, and memory, for 10k and 100k cards.
  *
- *   node scripts/bench/collection.js [sizes…]     (default: 10000 100000; wraps tsx and --expose-gc)
+ *   node scripts/bench/collection.js [sizes…] [--json file]   (default: 10000 100000; wraps tsx and --expose-gc)
  */
+import { writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { sha256 } from '@noble/hashes/sha2.js'
 import {
@@ -12,7 +13,10 @@ import {
 } from '../../src/market/index.js'
 
 const T0 = 1_800_000_000
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const argv = process.argv.slice(2)
+const jsonAt = argv.indexOf('--json')
+const jsonFile = jsonAt >= 0 ? argv.splice(jsonAt, 2)[1] : undefined
+const sizes = argv.map(Number).filter((n) => n > 0)
 if (sizes.length === 0) sizes.push(10_000, 100_000)
 
 const rates: Rate[] = [{ backend: 'local', cpuHourWei: 1000n, memoryGiBHourWei: 100n, diskGiBHourWei: 10n }]
@@ -37,9 +41,13 @@ function card (i: number, committedAt: number): SignedProviderCard {
 const mb = (n: number) => (n / 1024 / 1024).toFixed(1)
 const gc = (globalThis as any).gc as (() => void) | undefined
 
-console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${mb(totalmem())} MiB, node ${process.version}`)
-console.log(`command: node scripts/bench/collection.js ${sizes.join(" ")}`)
-console.log('| cards | sign (cards/s) | ingest bytes→verified→applied (cards/s) | merge verified replicas (cards/s) | summary+diff (ms) | heap per card (bytes) | RSS after (MiB) |')
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${mb(totalmem())} MiB, node ${process.version}`
+const command = `node scripts/bench/collection.js ${sizes.join(' ')}`
+const columns = ['cards', 'sign (cards/s)', 'ingest bytes→verified→applied (cards/s)', 'merge verified replicas (cards/s)', 'summary+diff (ms)', 'heap per card (bytes)', 'RSS after (MiB)']
+const rows: string[][] = []
+console.log(`machine: ${machine}`)
+console.log(`command: ${command}`)
+console.log(`| ${columns.join(' | ')} |`)
 console.log('|---|---|---|---|---|---|---|')
 
 for (const n of sizes) {
@@ -73,5 +81,10 @@ for (const n of sizes) {
   a.reconcile(merged.entries(diff), diff)
   const summaryMs = performance.now() - t
 
-  console.log(`| ${n} | ${signRate.toFixed(0)} | ${ingestRate.toFixed(0)} | ${mergeRate.toFixed(0)} | ${summaryMs.toFixed(1)} | ${heapPerCard.toFixed(0)} | ${mb(process.memoryUsage().rss)} |`)
+  const row = [String(n), signRate.toFixed(0), ingestRate.toFixed(0), mergeRate.toFixed(0), summaryMs.toFixed(1), heapPerCard.toFixed(0), mb(process.memoryUsage().rss)]
+  rows.push(row)
+  console.log(`| ${row.join(' | ')} |`)
+}
+if (jsonFile !== undefined) {
+  writeFileSync(jsonFile, JSON.stringify({ bench: 'collection', command, machine, tables: [{ title: 'Provider collection', columns, rows }] }, null, 2))
 }

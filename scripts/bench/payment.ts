@@ -5,7 +5,7 @@
  * run, alternating: requester.create → 'ready' → receipt opened (then the contract is terminated,
  * untimed, so the provider's capacity comes back).
  *
- *   node --import tsx scripts/bench/payment.ts [--rounds 10] [--window 2]
+ *   node --import tsx scripts/bench/payment.ts [--rounds 10] [--window 2] [--json file]
  *
  * Per round: (a) total, create() → receipt opened; (b) collecting, create() → the flow leaves
  * 'collecting' (the bid window, the same for both); (c) (a) − (b); for the paid pair also
@@ -14,6 +14,7 @@
  * the requester's own on-chain check, CCBAP and the re-signed CCBA.
  */
 import '../../src/node/polyfills.js'
+import { writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { TestMesh, waitFor } from '../../test/helpers/mesh.js'
 import { startLocalChain } from '../chain/local-chain.js'
@@ -27,6 +28,7 @@ const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]?.replace(/^--/, '') ?? '', process.argv[i + 1] ?? '')
 const rounds = Number(args.get('rounds') ?? 10)
 const windowSecs = Number(args.get('window') ?? 2)
+const jsonFile = args.get('json')
 const nowSecs = (): number => Math.floor(Date.now() / 1000)
 const userData = new TextEncoder().encode('true\n')
 
@@ -104,6 +106,19 @@ try {
   for (const kind of ['paid', 'unsettled'] as const) {
     const rs = results[kind]
     console.log(`${kind.padEnd(9)} total ${stats(rs.map((r) => r.total))}; after the window ${stats(rs.map((r) => r.total - r.collecting))}${kind === 'paid' ? `; payment ${stats(rs.map((r) => r.payment ?? NaN))}` : ''}`)
+  }
+  if (jsonFile !== undefined) {
+    const row = (kind: 'paid' | 'unsettled'): string[] => {
+      const rs = results[kind]
+      return [kind === 'paid' ? 'paid (x402 on anvil)' : 'unsettled (wei)', String(rs.length), stats(rs.map((r) => r.total)), stats(rs.map((r) => r.total - r.collecting)), kind === 'paid' ? stats(rs.map((r) => r.payment ?? NaN)) : '—']
+    }
+    await writeFile(jsonFile, JSON.stringify({
+      bench: 'payment',
+      command: `node --import tsx scripts/bench/payment.ts ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
+      notes: [`${windowSecs} s bid window; the unsettled pair is the peer measured beside the paid one, alternating rounds`],
+      tables: [{ title: 'Payment: what x402 adds to buying a machine', columns: ['bids', 'rounds', 'total', 'after the bid window', 'payment step'], rows: [row('paid'), row('unsettled')] }]
+    }, null, 2))
   }
 } finally {
   await mesh.cleanup()

@@ -6,10 +6,10 @@
  *   (c) the started node's RSS after `--idle` seconds, and its CPU time over that idle period
  *       (utime + stime from /proc).
  *
- *   node --import tsx scripts/bench/startup.ts [--runs 7] [--starts 3] [--idle 10]
+ *   node --import tsx scripts/bench/startup.ts [--runs 7] [--starts 3] [--idle 10] [--json file]
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +19,7 @@ for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]?.repla
 const runs = Number(args.get('runs') ?? 7)
 const starts = Number(args.get('starts') ?? 3)
 const idleSecs = Number(args.get('idle') ?? 10)
+const jsonFile = args.get('json')
 const bin = fileURLToPath(new URL('../../dist/src/node/bin.js', import.meta.url))
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100)
@@ -39,11 +40,15 @@ function timeCommand (command: string[]): number {
   return performance.now() - t
 }
 
-const out: string[] = [`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`]
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`
+const out: string[] = [`machine: ${machine}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`]
+// For --json: [measure, value, over], as printed.
+const rows: string[][] = []
 const none = join(tmpdir(), 'cmesh-bench-none')
 for (const command of [['cards', '--data', none], ['status', '--data', none]]) {
   const times = Array.from({ length: runs }, () => timeCommand(command))
   out.push(`cmesh ${command[0] as string}: median ${median(times).toFixed(0)} ms over ${runs} runs`)
+  rows.push([`\`cmesh ${command[0] as string}\` (no node running)`, `${median(times).toFixed(0)} ms`, `median of ${runs}`])
 }
 const ready: number[] = []
 const rss: number[] = []
@@ -69,4 +74,15 @@ for (let i = 0; i < starts; i++) {
 }
 out.push(`cmesh start → banner: median ${median(ready).toFixed(0)} ms over ${starts} starts`)
 out.push(`idle node after ${idleSecs} s: RSS median ${median(rss).toFixed(0)} MiB; CPU ${median(idleCpu).toFixed(2)} s over those ${idleSecs} s`)
+rows.push(['`cmesh start` → banner', `${median(ready).toFixed(0)} ms`, `median of ${starts}`])
+rows.push([`idle RSS after ${idleSecs} s`, `${median(rss).toFixed(0)} MiB`, `median of ${starts}`])
+rows.push([`idle CPU over ${idleSecs} s`, `${median(idleCpu).toFixed(2)} s`, `median of ${starts}`])
 console.log(out.join('\n'))
+if (jsonFile !== undefined) {
+  await writeFile(jsonFile, JSON.stringify({
+    bench: 'startup',
+    command: `node --import tsx scripts/bench/startup.ts ${process.argv.slice(2).join(' ')}`.trim(),
+    machine,
+    tables: [{ title: 'Start-up and idle cost (built CLI)', columns: ['measure', 'value', 'over'], rows }]
+  }, null, 2))
+}
