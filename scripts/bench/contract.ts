@@ -131,6 +131,8 @@ interface Mesh {
   /** State transitions per flow id: [state, performance.now()]. */
   transitions: Map<string, Array<[string, number]>>
   ended: Map<string, (state: string) => void>
+  /** Flows whose end is saved and announced: id → state. */
+  saved: Map<string, string>
 }
 
 async function startMesh (n: number): Promise<Mesh> {
@@ -172,7 +174,7 @@ async function startMesh (n: number): Promise<Mesh> {
     return vl.queued.pending === 0 && vl.queued.running === 0
   }, 120_000)
 
-  const mesh: Mesh = { requester, local, workers, dirs, startupSecs: (performance.now() - t0) / 1000, transitions: new Map(), ended: new Map() }
+  const mesh: Mesh = { requester, local, workers, dirs, startupSecs: (performance.now() - t0) / 1000, transitions: new Map(), ended: new Map(), saved: new Map() }
   // Every flow the requester creates gets a state accessor that timestamps each transition.
   const flows = (requester.services.requester as any).flows as Map<string, any>
   const set = flows.set.bind(flows)
@@ -187,11 +189,19 @@ async function startMesh (n: number): Promise<Mesh> {
       set: (next: string) => {
         state = next
         seen.push([next, performance.now()])
-        if (['ready', 'failed', 'no-bids'].includes(next)) mesh.ended.get(id)?.(next)
       }
     })
     return set(id, flow)
   }
+  // A flow's end counts once it is saved and announced (what status() reads): the in-memory state
+  // changes just before the save, and a status() read in between still says 'provisioning'.
+  requester.events.subscribe((e) => {
+    const d = e.data as { id?: string, role?: string, state?: string }
+    if (e.type !== 'contract' || d.role !== 'requester' || d.id === undefined || d.state === undefined) return
+    if (!['ready', 'failed', 'no-bids'].includes(d.state)) return
+    mesh.saved.set(d.id, d.state)
+    mesh.ended.get(d.id)?.(d.state)
+  })
   if (deferReleasesMs > 0) {
     // The requester calls provider.bid.release (the shared BidProtocol instance) fire-and-forget.
     const bid = requester.services.provider.bid as any
@@ -241,8 +251,8 @@ async function measureRound (mesh: Mesh, i: number, windows?: Array<[number, num
   // The flow id is known only once create() returns; an end seen before that is in its transitions.
   const id = signed.cid.toString()
   mesh.ended.set(id, resolveEnd)
-  const seenAlready = mesh.transitions.get(id)?.find(([s]) => ['ready', 'failed', 'no-bids'].includes(s))
-  if (seenAlready !== undefined) resolveEnd(seenAlready[0])
+  const seenAlready = mesh.saved.get(id)
+  if (seenAlready !== undefined) resolveEnd(seenAlready)
   let timer: NodeJS.Timeout | undefined
   const state = await Promise.race([end, new Promise<string>((resolve) => { timer = setTimeout(() => { resolve('timeout') }, 60_000 + windowSecs * 1000) })])
   clearTimeout(timer)
@@ -389,7 +399,7 @@ for (const n of sizes) {
     const col = (f: (r: Round) => number): number[] => measured.map(f)
     const first = cold[0]
     const dead = mesh.workers.filter((w) => !w.alive).length
-    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : `${mesh.workers.length} workers${dead > 0 ? ` (${dead} died)` : ''}`} | ${measured.length}${failed.length > 0 ? ` (+${failed.length} failed)` : ''} | ${fmt(col((r) => r.total))} | ${fmt(col((r) => r.collecting))} | ${fmt(col((r) => r.rest))} | ${fmt1(col((r) => r.provision))} | ${first !== undefined ? `${first.total.toFixed(0)} / ${first.rest.toFixed(0)}` : 'n/a'} | ${Math.min(...col((r) => r.bids))}-${Math.max(...col((r) => r.bids))} | ${fmt(col((r) => r.cpuMs))} | ${Math.max(...col((r) => r.rssMiB)).toFixed(0)} | ${mesh.startupSecs.toFixed(1)} | ${loadBefore} → ${loadAfter} |`)
+    rows.push(`| ${n} | ${providerProcs <= 0 ? 'driver' : `${mesh.workers.length} workers${dead > 0 ? ` (${dead} died)` : ''}`} | ${measured.length}${failed.length > 0 ? ` (+${failed.length} failed)` : ''} | ${fmt(col((r) => r.total))} | ${fmt(col((r) => r.collecting))} | ${fmt(col((r) => r.rest))} | ${fmt1(col((r) => r.provision))} | ${first !== undefined ? `${first.total.toFixed(0)} / ${first.rest.toFixed(0)}` : 'n/a'} | ${measured.length > 0 ? `${Math.min(...col((r) => r.bids))}-${Math.max(...col((r) => r.bids))}` : 'n/a'} | ${fmt(col((r) => r.cpuMs))} | ${measured.length > 0 ? Math.max(...col((r) => r.rssMiB)).toFixed(0) : 'n/a'} | ${mesh.startupSecs.toFixed(1)} | ${loadBefore} → ${loadAfter} |`)
     breakdowns.push(`N=${n} (p50 / p95 ms of the measured rounds):`)
     for (const part of Object.keys(measured[0]?.parts ?? {})) breakdowns.push(`  ${part.padEnd(54)} ${fmt1(col((r) => r.parts[part] as number))}`)
     for (const f of failed) breakdowns.push(`  FAILED round: ${f}`)
