@@ -6,8 +6,11 @@
  * same peer, so before/after sit side by side in one run on the same machine state.
  *
  *   node --import tsx scripts/bench/sync.ts [--sizes 10000,100000] [--inline] [--runs 1]
- *        [--workers 2] [--depth 4] [--json file]
+ *        [--workers 2] [--depth 4] [--dist] [--json file]
  *
+ * `--dist`: the peer and joiner run the built node (dist/, `npx tsc -p tsconfig.json` first), as
+ * `cmesh start` does; without it they run the sources under tsx, where every verify worker
+ * transpiles its modules as it loads (hundreds of ms of CPU each), so batches stay inline longer.
  * `--workers W` / `--depth D`: the pool row's syncVerifyWorkers / syncPipelineDepth (defaults: the
  * node's, min(2, cores) and 4). The cards are signed once and cached under the OS temp dir
  * (cmesh-bench-sync/), since signing 100k of them takes about a minute.
@@ -22,10 +25,8 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { identityFromSeed, signRecord, ProviderCardType, rateTableDigest, utf8, type Rate } from '../../src/market/index.js'
-import { CmeshNode } from '../../src/node/node.js'
-import { resolveConfig } from '../../src/node/config.js'
 import { createLogger } from '../../src/node/logger.js'
-import { RecordVerifyPool, defaultVerifyWorkers } from '../../src/protocols/record-verify-pool.js'
+import { defaultVerifyWorkers } from '../../src/protocols/record-verify-pool.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i++) {
@@ -85,9 +86,23 @@ async function cards (n: number): Promise<Uint8Array[]> {
 
 const baseConfig = (network: string, dataDir: string) => ({ network, dataDir, roles: [], dht: false })
 
+interface NodeModules {
+  CmeshNode: typeof import('../../src/node/node.js').CmeshNode
+  resolveConfig: typeof import('../../src/node/config.js').resolveConfig
+  RecordVerifyPool: typeof import('../../src/protocols/record-verify-pool.js').RecordVerifyPool
+}
+
+/** The node as sources (under tsx) or as built (dist/, what `cmesh start` runs). */
+async function nodeModules (): Promise<NodeModules> {
+  const root = args.has('dist') ? '../../dist/src' : '../../src'
+  const [node, config, pool] = await Promise.all([import(`${root}/node/node.js`), import(`${root}/node/config.js`), import(`${root}/protocols/record-verify-pool.js`)])
+  return { CmeshNode: node.CmeshNode, resolveConfig: config.resolveConfig, RecordVerifyPool: pool.RecordVerifyPool }
+}
+
 /** Child: a node holding N cards; prints its address, serves until stdin closes. */
 async function serve (n: number, network: string): Promise<void> {
   const bytes = await cards(n)
+  const { CmeshNode, resolveConfig, RecordVerifyPool } = await nodeModules()
   const dataDir = await mkdtemp(join(tmpdir(), 'cmesh-bench-peer-'))
   const node = new CmeshNode({ config: resolveConfig(baseConfig(network, dataDir)), log, api: false })
   // Loading is set-up, not measured: verified on a pool of its own so 100k take seconds, not tens.
@@ -112,10 +127,11 @@ async function serve (n: number, network: string): Promise<void> {
 
 /** Child: a fresh node bootstrapped to the peer; prints the timings once it holds all N. */
 async function joiner (n: number, network: string, addr: string, workers: number, depth: number): Promise<void> {
+  const { CmeshNode, resolveConfig } = await nodeModules()
   const dataDir = await mkdtemp(join(tmpdir(), 'cmesh-bench-joiner-'))
   const t0 = performance.now()
   const node = new CmeshNode({
-    config: resolveConfig({ ...baseConfig(network, dataDir), bootstrap: [addr], syncVerifyWorkers: workers, syncPipelineDepth: depth, syncIntervalSecs: 3600 }),
+    config: resolveConfig({ ...baseConfig(network, dataDir), bootstrap: [addr], syncVerifyWorkers: workers, syncPipelineDepth: depth, syncIntervalSecs: 1 }),
     log,
     api: false
   })
@@ -124,10 +140,14 @@ async function joiner (n: number, network: string, addr: string, workers: number
   while (node.collection.size < n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
   const startToAllMs = performance.now() - t0
   // The session's own result is recorded when pull() returns, just after the last record is applied.
-  while (node.services.sync.results.size === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
+  while (![...node.services.sync.results.values()].some((r) => r.fetched > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
   const sessions = [...node.services.sync.results.values()]
   const pool = node.services.sync.verifyPool
+  // A session past its 60 s budget fails (applied records stay) and the next one resumes: count them.
+  const outcomes: Record<string, number> = {}
+  for (const v of (await node.metrics.syncSessions.get()).values) if (v.labels.role === 'initiator') outcomes[String(v.labels.outcome)] = v.value
   emit({
+    sessions: outcomes,
     held: node.collection.size,
     startToAllMs,
     sessionMs: Math.max(0, ...sessions.map((r) => r.ms)),
@@ -164,6 +184,8 @@ interface Row {
   peakRssMiB?: number
   workerRecords?: number
   inlineRecords?: number
+  /** Initiator sessions by outcome (more than one `ok`-less entry: the pull took several sessions). */
+  sessions?: Record<string, number>
   loadBefore: string
   failed?: string
 }
@@ -179,13 +201,14 @@ async function orchestrate (): Promise<void> {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`)
   console.log(`command: node --import tsx scripts/bench/sync.ts ${process.argv.slice(2).join(' ')}`.trim())
   console.log('')
-  const columns = ['cards', 'path', 'workers', 'want depth', 'node start → holding all (s)', 'sync session (s)', 'records/s (session)', 'joiner peak RSS (MiB)', 'verified on workers / inline', 'load avg before']
+  const columns = ['cards', 'path', 'workers', 'want depth', 'node start → holding all (s)', 'sync session (s)', 'records/s (session)', 'joiner peak RSS (MiB)', 'verified on workers / inline', 'joiner sessions', 'load avg before']
   console.log(`| ${columns.join(' | ')} |`)
   console.log(`|${columns.map(() => '---').join('|')}|`)
   const rows: Row[] = []
   for (const n of sizes) {
     const network = `bench${randomBytes(3).toString('hex')}`
-    const peer = child(['--serve', String(n), '--network', network])
+    const dist = args.has('dist') ? ['--dist'] : []
+    const peer = child(['--serve', String(n), '--network', network, ...dist])
     try {
       const { addr } = await peer.first
       for (let run = 1; run <= runs; run++) {
@@ -194,7 +217,7 @@ async function orchestrate (): Promise<void> {
         for (const v of variants) {
           const row: Row = { cards: n, ...v, run, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') }
           try {
-            const j = child(['--join', String(n), '--network', network, '--addr', addr, '--workers', String(v.workers), '--depth', String(v.pipelineDepth)])
+            const j = child(['--join', String(n), '--network', network, '--addr', addr, '--workers', String(v.workers), '--depth', String(v.pipelineDepth), ...dist])
             const r = await j.first
             await j.exited
             if (r.held < n) throw new Error(`joiner holds ${r.held} of ${n}`)
@@ -203,6 +226,7 @@ async function orchestrate (): Promise<void> {
               syncSessionSecs: r.sessionMs / 1000,
               recordsPerSec: r.fetched / (r.sessionMs / 1000),
               peakRssMiB: r.peakRssMiB,
+              sessions: r.sessions,
               workerRecords: r.poolStats.workerRecords,
               inlineRecords: r.poolStats.inlineRecords + r.poolStats.fallbackRecords
             })
@@ -211,8 +235,8 @@ async function orchestrate (): Promise<void> {
           }
           rows.push(row)
           const cells = row.failed !== undefined
-            ? [n, row.path, row.workers, row.pipelineDepth, `failed: ${row.failed}`, '', '', '', '', row.loadBefore]
-            : [n, row.path, row.workers, row.pipelineDepth, row.startToAllSecs!.toFixed(2), row.syncSessionSecs!.toFixed(2), row.recordsPerSec!.toFixed(0), row.peakRssMiB!.toFixed(0), `${row.workerRecords} / ${row.inlineRecords}`, row.loadBefore]
+            ? [n, row.path, row.workers, row.pipelineDepth, `failed: ${row.failed}`, '', '', '', '', '', row.loadBefore]
+            : [n, row.path, row.workers, row.pipelineDepth, row.startToAllSecs!.toFixed(2), row.syncSessionSecs!.toFixed(2), row.recordsPerSec!.toFixed(0), row.peakRssMiB!.toFixed(0), `${row.workerRecords} / ${row.inlineRecords}`, Object.entries(row.sessions ?? {}).map(([k, v]) => `${v} ${k}`).join(', '), row.loadBefore]
           console.log(`| ${cells.join(' | ')} |`)
         }
       }

@@ -186,8 +186,9 @@ export function verdictOf (record: SignedRecord<any>): RecordVerdict {
  * threads), without paying for what that run proved. The verdict is bound to the bytes: their
  * SHA-256 is computed here and must equal `verdict.bytesSha256`, so a verdict can never be applied
  * to other bytes (a mixed-up index, a reused buffer); bytes that are exactly the accepted ones are
- * canonical and correctly signed, so the round-trip re-encode and Ed25519 are skipped. Type,
- * version, schema and the semantic check run again (they build the value). Only pass a verdict
+ * canonical, correctly signed and pass the semantic check (a pure function of them), so the
+ * round-trip re-encode, Ed25519 and the check are skipped. Type, version and schema run again: they
+ * build the value. Only pass a verdict
  * that `verdictOf(decodeRecord(…))` produced over these types: anything else admits a forgery.
  */
 export function decodeRecordVerifiedElsewhere<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[], verdict: RecordVerdict): SignedOf<T> {
@@ -200,7 +201,6 @@ export function decodeRecordVerifiedElsewhere<T extends AnyRecordType> (bytes: U
     // The accepted bytes passed the pre-scan and the strict decoder; the scan stays as a cheap bound.
     scanCbor(bytes)
     const fields = parseFields(decodeDagCbor(bytes), bytes, types)
-    fields.type.check?.(fields.value)
     return signedRecord(fields, bytes, CID.createV1(DAG_CBOR_CODE, createDigest(0x12, hash)), verdict.digest)
   } catch (err) {
     if (err instanceof RecordError) throw err

@@ -173,13 +173,17 @@ export class RecordVerifyPool implements RecordBatchDecoder {
 
   async decodeBatch (records: readonly Uint8Array[]): Promise<Array<CollectionRecord | RecordError>> {
     if (records.length >= this.inlineBelow) this.warm()
-    const ready = this.readyWorkers
-    if (!this.running || ready === 0 || records.length < this.inlineBelow) {
+    // Workers' answers and 'ready' messages are macrotasks: while a pipelined pull finds its next
+    // frame already buffered, nothing else yields to them, so this thread would take every batch.
+    if (this.slots.length > 0 && records.length >= this.inlineBelow) await new Promise((resolve) => setImmediate(resolve))
+    // Only idle workers take a batch: when all are busy (or still loading, or starved of CPU by
+    // other work), this thread verifies it rather than wait for them, so it is never slower than inline.
+    const idle = this.slots.filter((s) => s.ready && s.job === undefined).length - this.queue.length
+    if (!this.running || idle <= 0 || records.length < this.inlineBelow) {
       this.stats.inlineRecords += records.length
       return decodeBatchInline(records)
     }
-    // Split so every ready worker gets a share of this batch; pipelined batches queue behind it.
-    const chunk = Math.max(MIN_CHUNK, Math.ceil(records.length / ready))
+    const chunk = Math.max(MIN_CHUNK, Math.ceil(records.length / idle))
     const parts: Array<Promise<Array<CollectionRecord | RecordError>>> = []
     for (let i = 0; i < records.length; i += chunk) {
       const part = records.slice(i, i + chunk)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { RecordVerifyPool, RecordVerifyPoolError, decodeBatchInline } from '../../src/protocols/record-verify-pool.js'
 import {
-  decodeCanonical, encodeCanonical, decodeRecord, decodeRecordVerifiedElsewhere, verdictOf, COLLECTION_RECORD_TYPES, RecordError,
+  decodeCanonical, encodeCanonical, decodeRecord, RECORD_SIGNATURE_DOMAIN, decodeRecordVerifiedElsewhere, verdictOf, COLLECTION_RECORD_TYPES, RecordError,
   type CollectionRecord
 } from '../../src/market/index.js'
 import { cardAt, makeRetirement, testIdentity } from '../helpers/cards.js'
@@ -38,6 +38,12 @@ function mixedBatch (valid: number): Uint8Array[] {
   out.push(reencode(good, (m) => { m.$type = 'org.example.other' }))
   // Schema: a field of the wrong type.
   out.push(reencode(good, (m) => { m.capacityPerSecond = 'fast' }))
+  // Correctly signed but semantically wrong: a card living 30 days (the rule allows 7).
+  const long = decodeCanonical(good) as Record<string, unknown>
+  delete long.sig
+  long.expiresAtUnixSecs = (long.committedAtUnixSecs as number) + 30 * 86_400
+  const body = encodeCanonical(long)
+  out.push(encodeCanonical({ ...long, sig: testIdentity(0).sign(new Uint8Array([...RECORD_SIGNATURE_DOMAIN, ...body])) }))
   // Not CBOR at all, and an empty record.
   out.push(new Uint8Array([0xff, 0x00, 0x13]), new Uint8Array())
   return out
@@ -66,7 +72,7 @@ describe('record verify pool', () => {
     assert.deepEqual(pooled, inline)
     assert.equal(p.stats.workerRecords, batch.length, 'every record went through a worker')
     assert.deepEqual(inline.slice(80).map((o) => typeof o === 'string' ? o : 'ok'), [
-      'ok', 'RECORD_BAD_SIGNATURE', 'RECORD_BAD_SIGNATURE', 'RECORD_MALFORMED', 'RECORD_NON_CANONICAL', 'RECORD_UNKNOWN_TYPE', 'RECORD_SCHEMA', 'RECORD_MALFORMED', 'RECORD_MALFORMED'
+      'ok', 'RECORD_BAD_SIGNATURE', 'RECORD_BAD_SIGNATURE', 'RECORD_MALFORMED', 'RECORD_NON_CANONICAL', 'RECORD_UNKNOWN_TYPE', 'RECORD_SCHEMA', 'RECORD_SEMANTIC', 'RECORD_MALFORMED', 'RECORD_MALFORMED'
     ])
   })
 
@@ -85,7 +91,7 @@ describe('record verify pool', () => {
     const before = p.stats.workerRecords
     await p.decodeBatch(mixedBatch(10))
     assert.equal(p.stats.workerRecords, before, 'a batch below inlineBelow never leaves the thread')
-    assert.ok(p.stats.inlineRecords >= 19)
+    assert.ok(p.stats.inlineRecords >= 20)
   })
 
   it('a worker terminated mid-batch loses nothing and admits nothing unverified; it is replaced', async () => {
@@ -93,7 +99,8 @@ describe('record verify pool', () => {
     await p.whenReady()
     const batch = mixedBatch(600)
     const pending = p.decodeBatch(batch)
-    // The job was posted synchronously; 600 verifications take far longer than this call.
+    // decodeBatch posts the job after one macrotask; 600 verifications take far longer than that.
+    await new Promise((resolve) => setImmediate(resolve))
     const victim = p.threads[0]!
     await victim.terminate()
     const got = (await pending).map(outcome)
@@ -103,8 +110,8 @@ describe('record verify pool', () => {
     await p.whenReady(1)
     assert.notEqual(p.threads[0], victim)
     const again = await p.decodeBatch(mixedBatch(70))
-    assert.equal(again.filter((r) => r instanceof RecordError).length, 8)
-    assert.equal(p.stats.workerRecords, 79, 'the replacement worker takes the next batch')
+    assert.equal(again.filter((r) => r instanceof RecordError).length, 9)
+    assert.equal(p.stats.workerRecords, 80, 'the replacement worker takes the next batch')
   })
 
   it('workers that cannot load: bounded restarts, every batch still verified inline', async () => {
@@ -115,8 +122,8 @@ describe('record verify pool', () => {
     assert.equal(p.threads.length, 0)
     assert.equal(p.stats.restarts, 2)
     const got = await p.decodeBatch(mixedBatch(5))
-    assert.equal(got.filter((r) => r instanceof RecordError).length, 8)
-    assert.equal(p.stats.inlineRecords, 14)
+    assert.equal(got.filter((r) => r instanceof RecordError).length, 9)
+    assert.equal(p.stats.inlineRecords, 15)
     assert.equal(p.threads.length, 0, 'a pool out of replacements does not respawn on the next batch')
   })
 
@@ -126,12 +133,12 @@ describe('record verify pool', () => {
     assert.equal(p.threads.length, 0, 'small batches spawn nothing')
     await p.whenReady()
     await p.decodeBatch(mixedBatch(100))
-    assert.equal(p.stats.workerRecords, 109)
+    assert.equal(p.stats.workerRecords, 110)
     await new Promise((resolve) => setTimeout(resolve, 600))
     assert.equal(p.threads.length, 0, 'idle workers were terminated')
     const got = await p.decodeBatch(mixedBatch(60))
     assert.equal(p.threads.length, 2, 'a large batch brings them back')
-    assert.equal(got.length, 69)
+    assert.equal(got.length, 70)
     assert.equal(p.stats.restarts, 0, 'retiring is not a crash')
   })
 
@@ -139,12 +146,14 @@ describe('record verify pool', () => {
     const p = pool({ size: 1, inlineBelow: 1 })
     await p.whenReady()
     const settled = p.decodeBatch(mixedBatch(400)).then(() => 'resolved', (err: unknown) => err)
+    // decodeBatch yields one macrotask before it hands the batch to a worker.
+    await new Promise((resolve) => setImmediate(resolve))
     await p.stop()
     const err = await settled
     assert.ok(err instanceof RecordVerifyPoolError && err.code === 'VERIFY_POOL_STOPPED', String(err))
     assert.equal(p.threads.length, 0)
     const after = await p.decodeBatch(mixedBatch(3))
-    assert.equal(after.length, 12)
+    assert.equal(after.length, 13)
   })
 
   it('a process that starts and stops a pool exits on its own (no thread or handle left behind)', async () => {

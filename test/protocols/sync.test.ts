@@ -254,7 +254,9 @@ describe('pipelined wants', () => {
     assert.equal(result.fetched, 700)
     assert.equal(result.admitted, 700)
     assert.equal(result.invalid, 0)
-    assert.equal(pool.stats.workerRecords, 700)
+    // Batches arriving while both workers are busy are verified on this thread instead of queued.
+    assert.ok(pool.stats.workerRecords >= 128, JSON.stringify(pool.stats))
+    assert.equal(pool.stats.workerRecords + pool.stats.inlineRecords, 700)
     assert.deepEqual(collection.summary(), held.summary())
   })
 })
