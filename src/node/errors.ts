@@ -22,6 +22,7 @@ export type NodeErrorCode =
   | 'API_START_FAILED'
   | 'START_FAILED'
   | 'HTTP_START_FAILED'
+  | 'DIAL_BACKOFF'
 
 /** Errors of the node layer (files, config, CLI input); the CLI prints `code: message`. */
 export class NodeError extends CmeshError<NodeErrorCode> {}

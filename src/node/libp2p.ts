@@ -15,6 +15,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import type { PrivateKey } from '@libp2p/interface'
 import { protocolId, topicName } from '../protocols/names.js'
 import { gossipOptions } from './gossip-options.js'
+import { DialBackoff, withDialBackoff } from './dial-backoff.js'
 
 export interface MeshServices {
   identify: Identify
@@ -39,7 +40,12 @@ export interface MeshLibp2pInit {
    * included). For tests and wire debugging: it is how a test proves what a node never saw.
    */
   wireTap?: (chunk: Uint8Array) => void
+  /** Remembers failed addresses (dial-backoff.ts); one per node unless a test shares or inspects it. */
+  dialBackoff?: DialBackoff
 }
+
+/** Liveness ping per connection (libp2p's default 10 s was, with the DHT, the largest idle cost). */
+export const CONNECTION_PING_INTERVAL_MS = 30_000
 
 /** Noise, with every decrypted inbound chunk also handed to `tap`. */
 function tappedEncrypter (factory: ReturnType<typeof noise>, tap: (chunk: Uint8Array) => void): ReturnType<typeof noise> {
@@ -80,7 +86,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
   return await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: init.announce } : {}) },
-    transports: [tcp()],
+    transports: [withDialBackoff(tcp(), init.dialBackoff ?? new DialBackoff())],
     connectionEncrypters: [init.wireTap !== undefined ? tappedEncrypter(noise(), init.wireTap) : noise()],
     streamMuxers: [yamux()],
     connectionManager: {
@@ -88,6 +94,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
       maxConnections: 300
     },
+    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
     services
   }) as unknown as MeshLibp2p
