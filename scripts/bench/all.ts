@@ -2,7 +2,7 @@
  * Every benchmark, one after the other, each as a child process with a timeout, into one markdown
  * report (stdout and `--out`, default docs/bench-latest.md).
  *
- *   npm run bench [-- --full] [-- --out file] [-- --only propagation,contract] [-- --list]
+ *   npm run bench [-- --full] [-- --out file] [-- --only propagation,contract] [-- --timeout secs] [-- --list]
  *
  * The quick set (default) runs each benchmark at a size that finishes in a few minutes on a
  * 2-core machine; `--full` runs the sizes docs/BENCHMARKS.md reports. Rows come from each bench's
@@ -28,6 +28,8 @@ const option = (name: string): string | undefined => { const i = argv.indexOf(`-
 const full = flag('full')
 const outFile = option('out') ?? join(root, 'docs', 'bench-latest.md')
 const only = option('only')?.split(',').filter((s) => s !== '')
+// Every bench's timeout, in place of its own (a slower machine, or a check of the timeout path).
+const timeoutOverride = option('timeout') !== undefined ? Number(option('timeout')) : undefined
 const STDERR_TAIL_LINES = 20
 
 interface Bench {
@@ -250,7 +252,8 @@ function section (o: Outcome): string[] {
 
 // ---- main ----
 
-const selected = only === undefined ? benches : benches.filter((b) => only.some((o) => b.name === o || b.name.startsWith(`${o} `)))
+const selected = (only === undefined ? benches : benches.filter((b) => only.some((o) => b.name === o || b.name.startsWith(`${o} `))))
+  .map((b) => timeoutOverride !== undefined ? { ...b, timeoutSecs: timeoutOverride } : b)
 if (selected.length === 0) {
   console.error(`no bench matches --only ${only?.join(',') ?? ''}; --list shows them`)
   process.exit(2)

@@ -6,6 +6,7 @@ import '../../src/node/polyfills.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { CmeshNode } from '../../src/node/node.js'
 import { resolveConfig } from '../../src/node/config.js'
@@ -20,6 +21,9 @@ let received = 0
 // A driver that is gone cannot be told anything: a failed send is dropped, never an uncaught EPIPE.
 const send = (msg: unknown): void => { if (process.connected) process.send?.(msg, undefined, undefined, () => {}) }
 let cardBytes = 0
+// How late this process's event loop runs (every node here shares it): a message waits that long at each hop.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+loopDelay.enable()
 
 function countRpcMessages (node: CmeshNode, topic: string): void {
   // Every gossip message that arrives, first copy or duplicate, passes handleReceivedMessage.
@@ -82,8 +86,12 @@ function stats (): void {
     // CPU seconds of this whole process (all its nodes and the runtime), for CPU per node.
     cpuSecs: (() => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6 })(),
     connections: nodes.map((n) => n.libp2p.getConnections().length),
-    cardBytes
+    cardBytes,
+    // Since the previous stats request (the driver asks just before and just after the publishes).
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6
   })
+  loopDelay.reset()
 }
 
 async function inject (count: number): Promise<void> {

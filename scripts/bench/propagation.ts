@@ -79,7 +79,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise((resolve)
 const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ')
 const num = (x: number, digits = 0): string => Number.isFinite(x) ? x.toFixed(digits) : 'n/a'
 
-interface Stats { rss: number, nodes: Array<{ shown: number, mesh: number }>, received: number, cpuSecs: number, connections: number[], cardBytes: number }
+interface Stats { rss: number, nodes: Array<{ shown: number, mesh: number }>, received: number, cpuSecs: number, connections: number[], cardBytes: number, loopDelayP99Ms: number, loopDelayMaxMs: number }
 
 interface PropagationRow {
   nodes: number
@@ -100,6 +100,9 @@ interface PropagationRow {
   rssPerNodeMiB?: number
   meanConnections?: number
   meanMeshPeers?: number
+  /** The worst worker's event-loop delay over the publish phase: p99 and max (ms). */
+  loopDelayP99Ms?: number
+  loopDelayMaxMs?: number
   cardBytes?: number
   loadBefore: string
   loadAfter: string
@@ -224,7 +227,9 @@ async function propagation (n: number): Promise<PropagationRow> {
       rssPerNodeMiB: allAfter.reduce((a, s) => a + s.rss, 0) / Math.max(1, liveNodes()) / 2 ** 20,
       meanConnections: mean(allAfter.flatMap((s) => s.connections)),
       meanMeshPeers: mean(allAfter.flatMap((s) => s.nodes.map((x) => x.mesh))),
-      cardBytes: Math.max(0, ...allAfter.map((s) => s.cardBytes))
+      cardBytes: Math.max(0, ...allAfter.map((s) => s.cardBytes)),
+      loopDelayP99Ms: Math.max(...allAfter.map((s) => s.loopDelayP99Ms)),
+      loopDelayMaxMs: Math.max(...allAfter.map((s) => s.loopDelayMaxMs))
     })
   } catch (err) {
     row.failed = (err as Error).message
@@ -280,7 +285,7 @@ console.log(`machine: ${machine}`)
 console.log(`command: ${command}`)
 console.log(`${gossipLine}; DHT ${dht ? 'on' : 'off'}; settle ${settleSecs} s; ${publishes} publishes 300 ms apart`)
 console.log('')
-const columns = ['nodes', 'processes', 'DHT', 'start-up + first convergence (s)', 'p50 (ms)', 'p95 (ms)', 'p99 (ms)', 'max (ms)', 'publishes reaching all live nodes', 'dead nodes', 'duplicates per delivery', 'CPU s per node per min', 'RSS per node (MiB)', 'connections per node', 'mesh peers per node', 'load avg before → after']
+const columns = ['nodes', 'processes', 'DHT', 'start-up + first convergence (s)', 'p50 (ms)', 'p95 (ms)', 'p99 (ms)', 'max (ms)', 'publishes reaching all live nodes', 'dead nodes', 'duplicates per delivery', 'CPU s per node per min', 'RSS per node (MiB)', 'connections per node', 'mesh peers per node', 'event-loop delay p99 / max (ms)', 'load avg before → after']
 console.log(`| ${columns.join(' | ')} |`)
 console.log(`|${columns.map(() => '---').join('|')}|`)
 const rows: PropagationRow[] = []
@@ -289,10 +294,10 @@ for (const n of sizes) {
   const r = await propagation(n)
   rows.push(r)
   const line = r.failed !== undefined && r.startupSecs === undefined
-    ? [r.nodes, r.processes, dht ? 'on' : 'off', `failed: ${r.failed}`, '', '', '', '', '', r.deadNodes, '', '', '', '', '', `${r.loadBefore} → ${r.loadAfter}`]
+    ? [r.nodes, r.processes, dht ? 'on' : 'off', `failed: ${r.failed}`, '', '', '', '', '', r.deadNodes, '', '', '', '', '', '', `${r.loadBefore} → ${r.loadAfter}`]
     : [r.nodes, r.processes, dht ? 'on' : 'off', num(r.startupSecs ?? NaN, 1), num(r.p50Ms ?? NaN), num(r.p95Ms ?? NaN), num(r.p99Ms ?? NaN), num(r.maxMs ?? NaN),
         `${r.reachedAllLive}/${r.publishes}${r.failed !== undefined ? ` (failed: ${r.failed})` : ''}`, r.deadNodes, num(r.duplicatesPerDelivery ?? NaN, 2), num(r.cpuSecsPerNodePerMin ?? NaN, 2),
-        num(r.rssPerNodeMiB ?? NaN), num(r.meanConnections ?? NaN, 1), num(r.meanMeshPeers ?? NaN, 1), `${r.loadBefore} → ${r.loadAfter}`]
+        num(r.rssPerNodeMiB ?? NaN), num(r.meanConnections ?? NaN, 1), num(r.meanMeshPeers ?? NaN, 1), `${num(r.loopDelayP99Ms ?? NaN)} / ${num(r.loopDelayMaxMs ?? NaN)}`, `${r.loadBefore} → ${r.loadAfter}`]
   cells.push(line)
   console.log(`| ${line.join(' | ')} |`)
 }
