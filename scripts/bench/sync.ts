@@ -12,7 +12,7 @@
  * `cmesh start` does; without it they run the sources under tsx, where every verify worker
  * transpiles its modules as it loads (hundreds of ms of CPU each), so batches stay inline longer.
  * `--workers W` / `--depth D`: the pool row's syncVerifyWorkers / syncPipelineDepth (defaults: the
- * node's, min(2, cores) and 4). The cards are signed once and cached under the OS temp dir
+ * node's, min(2, cores − 1) and 4). The cards are signed once and cached under the OS temp dir
  * (cmesh-bench-sync/), since signing 100k of them takes about a minute.
  */
 import '../../src/node/polyfills.js'

@@ -59,7 +59,7 @@ const configSchema = z.strictObject({
   cardRefreshSecs: z.number().int().min(10).max(DAY_SECS).default(1800),
   // A converged pair exchanges two 8 KiB summaries and stops: cheap enough to run often.
   syncIntervalSecs: z.number().int().min(1).max(DAY_SECS).default(10),
-  /** Worker threads verifying synced records; absent: min(2, cores); 0: verify on the main thread. */
+  /** Worker threads verifying synced records; absent: min(2, cores − 1); 0: verify on the main thread. */
   syncVerifyWorkers: z.number().int().min(0).max(16).optional(),
   /** Sync want batches asked for and not yet applied (1: one at a time, as before pipelining). */
   syncPipelineDepth: z.number().int().min(1).max(5).default(4),
