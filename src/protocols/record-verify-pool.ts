@@ -27,7 +27,12 @@ import type { VerifyJob, VerifyReply } from './record-verify-worker.js'
 export interface RecordBatchDecoder {
   /** A refused record is its RecordError in the result; the promise rejects only if the decoder itself cannot go on. */
   decodeBatch: (records: readonly Uint8Array[]) => Promise<Array<CollectionRecord | RecordError>>
+  /** A pull of about `records` is coming: a pool may start its workers now, while summaries are still exchanged. */
+  expect?: (records: number) => void
 }
+
+/** Below this many expected records a pull is not worth starting workers for (≈ 0.3 s of CPU each to load). */
+export const WARM_FOR_RECORDS = 2048
 
 /** The one-core path: full decodeRecord for each record, on this thread. */
 export function decodeBatchInline (records: readonly Uint8Array[]): Array<CollectionRecord | RecordError> {
@@ -143,6 +148,10 @@ export class RecordVerifyPool implements RecordBatchDecoder {
   /** Accepts batches; workers are spawned when the first large one arrives (or by warm()). */
   start (): void {
     this.running = true
+  }
+
+  expect (records: number): void {
+    if (records >= WARM_FOR_RECORDS) this.warm()
   }
 
   /** Spawns the workers now if none is running, without waiting for them to load. */

@@ -181,6 +181,8 @@ export class SyncProtocol {
       const buckets = differingBuckets(local, { count: remote.count, buckets: remote.summary })
       result.differingBuckets = buckets.length
       if (buckets.length > 0) {
+        // A joiner far behind: let the verify workers load while the entries are exchanged.
+        this.decoder.expect?.(remote.count - local.count)
         await writeMessage(lp, { buckets }, signal)
         // Entries must be for the buckets asked, once each, and no more than the peer said it holds.
         const asked = new Set(buckets)
