@@ -101,6 +101,7 @@ if (handshakes > 0) {
         require: require as AttestationLevel,
         manifest,
         rate: unlimited,
+        globalRate: unlimited,
         ...(tdx ? { quoteProvider: sim } : {})
       })
       await attest.start()
