@@ -103,8 +103,15 @@ interface Job {
 interface Slot {
   worker: Worker
   ready: boolean
-  job: Job | undefined
+  /** Sent and not yet answered, oldest first: a worker answers in the order it was sent. */
+  jobs: Job[]
 }
+
+/**
+ * Jobs sent to one worker before its answer to the first: with only one, a worker that finished
+ * while this thread was busy verifying or applying sat idle until this thread came back to it.
+ */
+export const JOBS_PER_WORKER = 2
 
 function defaultWorkerUrl (): URL {
   // Under tsx this module is the .ts source and the worker is too; built, both are .js in dist/.
@@ -166,10 +173,10 @@ export class RecordVerifyPool implements RecordBatchDecoder {
     this.running = false
     clearTimeout(this.idleTimer)
     const slots = this.slots.splice(0)
-    const orphans = [...this.queue.splice(0), ...slots.flatMap((s) => s.job !== undefined ? [s.job] : [])]
+    const orphans = [...this.queue.splice(0), ...slots.flatMap((s) => s.jobs)]
     for (const job of orphans) job.reject(new RecordVerifyPoolError('VERIFY_POOL_STOPPED', 'record verify pool stopped'))
     await Promise.all(slots.map(async (s) => {
-      s.job = undefined
+      s.jobs = []
       await s.worker.terminate()
       s.worker.removeAllListeners()
     }))
@@ -190,9 +197,10 @@ export class RecordVerifyPool implements RecordBatchDecoder {
     // Workers' answers and 'ready' messages are macrotasks: while a pipelined pull finds its next
     // frame already buffered, nothing else yields to them, so this thread would take every batch.
     if (this.slots.length > 0 && records.length >= this.inlineBelow) await new Promise((resolve) => setImmediate(resolve))
-    // Only idle workers take a batch: when all are busy (or still loading, or starved of CPU by
-    // other work), this thread verifies it rather than wait for them, so it is never slower than inline.
-    const idle = this.slots.filter((s) => s.ready && s.job === undefined).length - this.queue.length
+    // Only workers with room (fewer than JOBS_PER_WORKER jobs sent) take a batch: when none has (or
+    // all are still loading, or starved of CPU by other work), this thread verifies it rather than
+    // wait for them, so it is never slower than inline.
+    const idle = this.slots.filter((s) => s.ready && s.jobs.length < JOBS_PER_WORKER).length - this.queue.length
     if (!this.running || idle <= 0 || records.length < this.inlineBelow) {
       this.stats.inlineRecords += records.length
       return decodeBatchInline(records)
@@ -218,7 +226,7 @@ export class RecordVerifyPool implements RecordBatchDecoder {
 
   private spawn (): void {
     const worker = this.newWorker()
-    const slot: Slot = { worker, ready: false, job: undefined }
+    const slot: Slot = { worker, ready: false, jobs: [] }
     this.slots.push(slot)
     worker.on('message', (msg: unknown) => { this.onMessage(slot, msg) })
     // 'error' (an uncaught exception, a module that failed to load) is always followed by 'exit'.
@@ -230,29 +238,30 @@ export class RecordVerifyPool implements RecordBatchDecoder {
   private dispatch (): void {
     clearTimeout(this.idleTimer)
     for (const slot of this.slots) {
-      if (this.queue.length === 0) break
-      if (!slot.ready || slot.job !== undefined) continue
-      const job = this.queue.shift() as Job
-      slot.job = job
-      // One fresh buffer per job, transferred: a record may be a view into a frame of megabytes.
-      const offsets = new Uint32Array(job.records.length + 1)
-      for (let i = 0; i < job.records.length; i++) offsets[i + 1] = offsets[i]! + job.records[i]!.length
-      const buffer = new Uint8Array(offsets[job.records.length]!)
-      for (let i = 0; i < job.records.length; i++) buffer.set(job.records[i]!, offsets[i])
-      const message: VerifyJob = { id: job.id, buffer: buffer.buffer, offsets }
-      slot.worker.postMessage(message, [buffer.buffer, offsets.buffer])
+      while (this.queue.length > 0 && slot.ready && slot.jobs.length < JOBS_PER_WORKER) this.send(slot, this.queue.shift() as Job)
     }
     // Every worker gone (replacements used up or failing to load): nobody else will take these.
     if (this.slots.length === 0) for (const job of this.queue.splice(0)) this.fallback(job)
-    if (this.slots.length > 0 && this.queue.length === 0 && this.slots.every((s) => s.job === undefined)) {
+    if (this.slots.length > 0 && this.queue.length === 0 && this.slots.every((s) => s.jobs.length === 0)) {
       this.idleTimer = setTimeout(() => { this.retireIdle() }, this.idleMs)
       // An idle pool never keeps the process alive; stop() still terminates the workers.
       this.idleTimer.unref()
     }
   }
 
+  private send (slot: Slot, job: Job): void {
+    slot.jobs.push(job)
+    // One fresh buffer per job, transferred: a record may be a view into a frame of megabytes.
+    const offsets = new Uint32Array(job.records.length + 1)
+    for (let i = 0; i < job.records.length; i++) offsets[i + 1] = offsets[i]! + job.records[i]!.length
+    const buffer = new Uint8Array(offsets[job.records.length]!)
+    for (let i = 0; i < job.records.length; i++) buffer.set(job.records[i]!, offsets[i])
+    const message: VerifyJob = { id: job.id, buffer: buffer.buffer, offsets }
+    slot.worker.postMessage(message, [buffer.buffer, offsets.buffer])
+  }
+
   private retireIdle (): void {
-    if (this.queue.length > 0 || this.slots.some((s) => s.job !== undefined)) return
+    if (this.queue.length > 0 || this.slots.some((s) => s.jobs.length > 0)) return
     // Out of `slots` first, so their exit is not taken for a crash.
     for (const slot of this.slots.splice(0)) {
       void slot.worker.terminate().finally(() => slot.worker.removeAllListeners())
@@ -265,10 +274,9 @@ export class RecordVerifyPool implements RecordBatchDecoder {
       this.dispatch()
       return
     }
-    const job = slot.job
+    const job = slot.jobs.shift()
     const reply = msg as Partial<VerifyReply>
     if (job === undefined) return
-    slot.job = undefined
     const n = job.records.length
     if (reply.id !== job.id || !(reply.verdicts instanceof Uint8Array) || reply.verdicts.length !== 64 * n || !Array.isArray(reply.errors) || reply.errors.length !== n) {
       // Our own worker answering out of turn is a bug; the records still get a full check.
@@ -309,11 +317,10 @@ export class RecordVerifyPool implements RecordBatchDecoder {
     if (i < 0) return // stopped: stop() already settled its job
     this.slots.splice(i, 1)
     slot.worker.removeAllListeners()
-    const job = slot.job
-    slot.job = undefined
-    if (job !== undefined) {
-      this.init.log?.(`verify worker ${slot.worker.threadId} exited holding ${job.records.length} records; verifying them inline`)
-      this.fallback(job)
+    const jobs = slot.jobs.splice(0)
+    if (jobs.length > 0) {
+      this.init.log?.(`verify worker ${slot.worker.threadId} exited holding ${jobs.reduce((n, j) => n + j.records.length, 0)} records; verifying them inline`)
+      for (const job of jobs) this.fallback(job)
     }
     if (this.running && this.stats.restarts < this.maxRestarts) {
       this.stats.restarts++

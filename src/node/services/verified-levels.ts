@@ -39,6 +39,8 @@ export class VerifiedLevels implements Startable {
   readonly levels = new Map<Did, VerifiedLevel>()
   private readonly cache = new Map<Did, CachedVerdict>()
   private readonly queue: KeyedQueue<Job>
+  /** Checks of evidence-less cards, run at once outside the queue (schedule). */
+  private readonly judging = new Set<Promise<void>>()
   private unsubscribe: (() => void) | undefined
   private timer: NodeJS.Timeout | undefined
   private buildsSeenMs = -1
@@ -83,11 +85,22 @@ export class VerifiedLevels implements Startable {
     this.unsubscribe?.()
     this.components.libp2p.removeEventListener('connection:close', this.onClose)
     this.queue.clear()
-    await this.queue.settled()
+    await this.settled()
   }
 
   schedule (card: SignedProviderCard, { force = false } = {}): void {
-    this.queue.add(card.value.providerId, { card, force })
+    const v = card.value
+    // A card with no evidence and no recipe proves Software by its signature alone: nothing to
+    // fetch or wait for, so it is judged now rather than queued (a joiner syncing 10k cards queued
+    // 10k jobs, each with its own deadline timer, and past VERIFY_MAX_PENDING dropped some).
+    if (v.evidence === undefined && v.buildRecipe === undefined) {
+      const judged = this.verify({ card, force }, this.components.shutdown)
+        .catch((err) => { this.components.log.warn(`verifying the card of ${v.providerId} failed: ${(err as Error).message}`) })
+        .finally(() => { this.judging.delete(judged) })
+      this.judging.add(judged)
+      return
+    }
+    this.queue.add(v.providerId, { card, force })
   }
 
   /** Checks shown cards again, ignoring cached verdicts (a bond formed or ended, a build was checked). */
@@ -103,7 +116,7 @@ export class VerifiedLevels implements Startable {
 
   /** Resolves once every scheduled check has finished (tests, shutdown). */
   async settled (): Promise<void> {
-    await this.queue.settled()
+    await Promise.all([this.queue.settled(), ...this.judging])
   }
 
   /** Queue depth for metrics and status. */
