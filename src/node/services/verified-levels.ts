@@ -1,10 +1,12 @@
 /**
  * The level each provider's evidence proves, as this node checks it (never the level claimed):
- * every shown card is verified in a bounded queue — the newest card per provider, a few at once,
+ * a card without evidence is judged at once; every other shown card is verified in a bounded
+ * queue — the newest card per provider, a few at once,
  * each with a deadline and the shutdown signal — so a provider whose evidence cannot be reached
  * holds one slot for a while and never the cards behind it. A verdict is reused while the card
  * points at the same evidence, and dropped when the bond it counted ends or a new reproducible-build
- * result is recorded. Evidence that verified is served on and announced (content routing).
+ * result is recorded. Evidence that verified is served on, and announced on the DHT by a few of
+ * the nodes holding it (evidence-announcers.ts).
  */
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -18,6 +20,7 @@ import { meets } from '../../market/ladder.js'
 import { bytesEqual, toHex } from '../../market/bytes.js'
 import { BUILDS_FILE, buildKey, readBuildResults } from '../build-check.js'
 import { KeyedQueue } from '../keyed-queue.js'
+import { announcesEvidence } from '../evidence-announcers.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
 import type { AttestationService } from './attestation.js'
 import type { Bonding } from './bonding.js'
@@ -174,10 +177,15 @@ export class VerifiedLevels implements Startable {
     this.record(card, result)
     if (evidence !== undefined || v.evidence === undefined) this.cache.set(v.providerId, { key, atUnixSecs: now, result, usedBond: bonded })
     if (evidence !== undefined && meets(result.level, 'TdxRemote') && v.providerId !== identity.did) {
-      // Evidence that fully verified is worth keeping available: serve it, and say so on the DHT.
-      // (A quote that merely parses, TdxLocal, could be junk anyone made up: not ours to spread.)
-      this.attestation.evidence.announce(this.attestation.evidence.put(evidence.quote), this.components.shutdown)
-      this.attestation.evidence.announce(this.attestation.evidence.put(evidence.collateral), this.components.shutdown)
+      // Evidence that fully verified is worth keeping available: serve it, and (a few of the nodes
+      // that hold it, evidence-announcers.ts) say so on the DHT. (A quote that merely parses,
+      // TdxLocal, could be junk anyone made up: not ours to spread.)
+      const quote = this.attestation.evidence.put(evidence.quote)
+      const collateral = this.attestation.evidence.put(evidence.collateral)
+      if (announcesEvidence(libp2p.peerId.toMultihash().bytes, quote.bytes, this.components.collection.size)) {
+        this.attestation.evidence.announce(quote, this.components.shutdown)
+        this.attestation.evidence.announce(collateral, this.components.shutdown)
+      }
     }
     // The top rungs need a bond with the provider: ask for one; it re-triggers this check when formed.
     if (!bonded && evidence !== undefined && meets(v.attestationLevel, 'TdxRaTlsBidirectional') && meets(result.level, 'TdxRemote')) this.bonding.request(v.providerId)
