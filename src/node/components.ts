@@ -13,6 +13,7 @@ import type { NodeConfig } from './config.js'
 import type { Logger } from './logger.js'
 import type { NodeMetrics } from './metrics.js'
 import type { NodeEvents } from './events.js'
+import type { DialBackoff } from './dial-backoff.js'
 
 export interface NodeComponents {
   config: NodeConfig
@@ -29,6 +30,8 @@ export interface NodeComponents {
   metrics: NodeMetrics
   events: NodeEvents
   shutdown: AbortSignal
+  /** The transport's memory of failed addresses (its refusals are a metric). */
+  dialBackoff: DialBackoff
 }
 
 export type { Startable }

@@ -23,6 +23,8 @@ export interface NodeMetrics {
   evidenceFetches: Counter<'outcome' | 'source'>
   verificationQueue: Gauge<'state'>
   verificationsDropped: Counter
+  syncVerifiedRecords: Gauge<'where'>
+  dialBackoffRefused: Gauge
   peersConnected: Gauge
   storeFlushDuration: Histogram
   storeFlushRecords: Counter
@@ -56,6 +58,8 @@ export function createNodeMetrics (): NodeMetrics {
     quoteVerificationDuration: new Histogram({ name: 'cmesh_quote_verification_duration_seconds', help: 'Quote and card evidence verification duration', labelNames: ['source'], buckets: DURATION_BUCKETS, registers }),
     evidenceFetches: new Counter({ name: 'cmesh_evidence_fetches_total', help: 'Evidence blob retrievals by outcome and where the blob came from (local, provider, holder)', labelNames: ['outcome', 'source'], registers }),
     verificationQueue: new Gauge({ name: 'cmesh_verification_queue', help: 'Card verifications waiting and running', labelNames: ['state'], registers }),
+    syncVerifiedRecords: new Gauge({ name: 'cmesh_sync_verified_records', help: 'Records verified for sync since start, by where: worker, inline (this thread), fallback (again inline after a worker died)', labelNames: ['where'], registers }),
+    dialBackoffRefused: new Gauge({ name: 'cmesh_dial_backoff_refused', help: 'Dials refused since start without touching the network: the address failed recently (dial back-off)', registers }),
     verificationsDropped: new Counter({ name: 'cmesh_verification_dropped_total', help: 'Card verifications dropped from a full queue (the oldest waiting one goes)', registers }),
     peersConnected: new Gauge({ name: 'cmesh_peers_connected', help: 'Peers with at least one open connection', registers }),
     storeFlushDuration: new Histogram({ name: 'cmesh_store_flush_duration_seconds', help: 'Synced store batch write latency', buckets: DURATION_BUCKETS, registers }),

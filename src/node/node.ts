@@ -11,6 +11,7 @@ import { ProviderCollection } from '../market/collection.js'
 import { RfpBook } from '../market/rfp-book.js'
 import type { Identity } from '../market/identity.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
+import { DialBackoff } from './dial-backoff.js'
 import { loadOrCreateKeyFile } from './key-store.js'
 import { NodeStore } from './store.js'
 import type { NodeConfig } from './config.js'
@@ -87,9 +88,10 @@ export class CmeshNode {
       const store = new NodeStore(join(dataDir, 'db'), { onFlush: (writes, secs) => { this.metrics.storeFlushDuration.observe(secs); this.metrics.storeFlushRecords.inc(writes) } })
       await store.open()
       this.started.push({ start () {}, stop: async () => { await store.close() } })
-      const libp2p = await startStep('LISTEN_FAILED', 'libp2p', async () => await createMeshLibp2p({ privateKey: key.privateKey, network: c.network, listen: c.listen, announce: c.announce, bootstrap: c.bootstrap, heartbeatMs: c.gossipHeartbeatMs, ipColocationWhitelist: c.ipColocationWhitelist, dht: c.dht, ...(this.wireTap !== undefined ? { wireTap: this.wireTap } : {}) }))
+      const dialBackoff = new DialBackoff({ now: this.now })
+      const libp2p = await startStep('LISTEN_FAILED', 'libp2p', async () => await createMeshLibp2p({ privateKey: key.privateKey, dialBackoff, network: c.network, listen: c.listen, announce: c.announce, bootstrap: c.bootstrap, heartbeatMs: c.gossipHeartbeatMs, ipColocationWhitelist: c.ipColocationWhitelist, dht: c.dht, ...(this.wireTap !== undefined ? { wireTap: this.wireTap } : {}) }))
       this.started.push(libp2p)
-      const components: NodeComponents = { config: c, dataDir, identity: key.identity, libp2p, collection: this.collection, rfps: this.rfps, store, now: this.now, log: this.log, metrics: this.metrics, events: this.events, shutdown: this.shutdown.signal }
+      const components: NodeComponents = { config: c, dataDir, identity: key.identity, libp2p, collection: this.collection, rfps: this.rfps, store, now: this.now, log: this.log, metrics: this.metrics, events: this.events, shutdown: this.shutdown.signal, dialBackoff }
       const services = createServices(components, setup, { api: this.withApi })
       this.parts = { components, services }
       for (const [name, service] of Object.entries(services) as Array<[string, Startable]>) {

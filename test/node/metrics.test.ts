@@ -11,7 +11,8 @@ const SERIES = [
   'cmesh_sync_session_duration_seconds', 'cmesh_attest_sessions_total', 'cmesh_attest_session_duration_seconds',
   'cmesh_quote_verifications_total', 'cmesh_quote_verification_duration_seconds', 'cmesh_evidence_fetches_total',
   'cmesh_peers_connected', 'cmesh_store_flush_duration_seconds', 'cmesh_verification_queue',
-  'cmesh_bids_sent_total', 'cmesh_bids_received_total', 'cmesh_declines_total', 'cmesh_contracts_total', 'cmesh_provision_duration_seconds'
+  'cmesh_bids_sent_total', 'cmesh_bids_received_total', 'cmesh_declines_total', 'cmesh_contracts_total', 'cmesh_provision_duration_seconds',
+  'cmesh_sync_verified_records', 'cmesh_dial_backoff_refused'
 ]
 
 describe('GET /metrics', () => {
@@ -47,5 +48,10 @@ describe('GET /metrics', () => {
     assert.ok(value('cmesh_quote_verifications_total', { source: 'card', code: 'OK' }) >= 1)
     assert.ok(value('cmesh_evidence_fetches_total', { outcome: 'ok', source: 'provider' }) >= 1)
     assert.ok(value('cmesh_store_flush_duration_seconds') >= 1, 'store flushes observed')
+    // Every record sync fetched was verified somewhere; a pull this small stays on this thread.
+    const [worker, inline, fallback] = ['worker', 'inline', 'fallback'].map((where) => value('cmesh_sync_verified_records', { where })) as [number, number, number]
+    assert.equal(worker + inline + fallback, value('cmesh_sync_records_total', { outcome: 'fetched' }))
+    assert.deepEqual([worker, fallback], [0, 0])
+    assert.equal(value('cmesh_dial_backoff_refused'), 0, 'no dial failed here')
   })
 })

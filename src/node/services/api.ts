@@ -125,6 +125,11 @@ export class ApiService implements Startable {
     metrics.collectionRecords.set({ state: 'shown' }, collection.cards(nowSecs(this.components)).length)
     metrics.verificationQueue.set({ state: 'pending' }, queued.pending)
     metrics.verificationQueue.set({ state: 'running' }, queued.running)
+    const pool = this.init.services().sync.verifyPool.stats
+    metrics.syncVerifiedRecords.set({ where: 'worker' }, pool.workerRecords)
+    metrics.syncVerifiedRecords.set({ where: 'inline' }, pool.inlineRecords)
+    metrics.syncVerifiedRecords.set({ where: 'fallback' }, pool.fallbackRecords)
+    metrics.dialBackoffRefused.set(this.components.dialBackoff.refused)
     const { fleet } = this.init.services().fleet
     for (const name of fleet.names) metrics.backendInstances.set({ backend: name }, fleet.used(name).instances)
     return await metrics.registry.metrics()
