@@ -117,15 +117,15 @@ export function scanCbor (bytes: Uint8Array, { maxDepth = MAX_CBOR_DEPTH, maxIte
 }
 
 /**
- * Decodes exactly one canonical DAG-CBOR item; anything else is a typed RecordError. The
- * pre-scan runs first, so hostile shapes never reach the decoder.
+ * Decodes exactly one DAG-CBOR item, after the pre-scan (so hostile shapes never reach the
+ * decoder), without checking the encoding is canonical: for bytes already known to be (a record a
+ * full decode accepted elsewhere). Anything else is a typed RecordError.
  */
-export function decodeCanonical (bytes: Uint8Array, limits?: CborLimits): unknown {
+export function decodeScanned (bytes: Uint8Array, limits?: CborLimits): unknown {
   if (!(bytes instanceof Uint8Array)) throw new RecordError('RECORD_MALFORMED', 'expected bytes')
   scanCbor(bytes, limits)
-  let value: unknown
   try {
-    value = dagCbor.decode(bytes)
+    return dagCbor.decode(bytes)
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
     // cborg reports trailing bytes as "too many terminals".
@@ -133,6 +133,11 @@ export function decodeCanonical (bytes: Uint8Array, limits?: CborLimits): unknow
     throw new RecordError(trailing ? 'RECORD_NON_CANONICAL' : 'RECORD_MALFORMED',
       trailing ? 'trailing bytes after the record' : `not DAG-CBOR: ${message}`, {}, { cause: err })
   }
+}
+
+/** Decodes exactly one canonical DAG-CBOR item; anything else is a typed RecordError. */
+export function decodeCanonical (bytes: Uint8Array, limits?: CborLimits): unknown {
+  const value = decodeScanned(bytes, limits)
   let again: Uint8Array
   try {
     again = dagCbor.encode(value)
@@ -146,7 +151,12 @@ export function decodeCanonical (bytes: Uint8Array, limits?: CborLimits): unknow
 }
 
 export function cidForBytes (bytes: Uint8Array): CID {
-  return CID.createV1(dagCbor.code, createDigest(SHA2_256, sha256(bytes)))
+  return cidForSha256(sha256(bytes))
+}
+
+/** The DAG-CBOR CID of bytes whose SHA-256 is already known. */
+export function cidForSha256 (digest: Uint8Array): CID {
+  return CID.createV1(dagCbor.code, createDigest(SHA2_256, digest))
 }
 
 export function sha256Digest (bytes: Uint8Array): Uint8Array {

@@ -7,9 +7,7 @@
  * schema → signature → semantics); the only way to hold a `SignedRecord` is to have passed it.
  */
 import type { z } from 'zod'
-import { decode as decodeDagCbor, code as DAG_CBOR_CODE } from '@ipld/dag-cbor'
-import { create as createDigest } from 'multiformats/hashes/digest'
-import { CID, cidForBytes, decodeCanonical, encodeCanonical, scanCbor, sha256Digest } from './cbor.js'
+import { CID, cidForBytes, cidForSha256, decodeCanonical, decodeScanned, encodeCanonical, sha256Digest } from './cbor.js'
 import { bytesEqual, concatBytes, utf8 } from './bytes.js'
 import { RecordError } from './errors.js'
 import { publicKeyFromDid, type Did, type Identity } from './identity.js'
@@ -199,9 +197,8 @@ export function decodeRecordVerifiedElsewhere<T extends AnyRecordType> (bytes: U
       throw new RecordError('RECORD_BAD_SIGNATURE', 'the verdict given is for other bytes: signature not checked', {})
     }
     // The accepted bytes passed the pre-scan and the strict decoder; the scan stays as a cheap bound.
-    scanCbor(bytes)
-    const fields = parseFields(decodeDagCbor(bytes), bytes, types)
-    return signedRecord(fields, bytes, CID.createV1(DAG_CBOR_CODE, createDigest(0x12, hash)), verdict.digest)
+    const fields = parseFields(decodeScanned(bytes), bytes, types)
+    return signedRecord(fields, bytes, cidForSha256(hash), verdict.digest)
   } catch (err) {
     if (err instanceof RecordError) throw err
     throw new RecordError('RECORD_MALFORMED', `record could not be checked: ${err instanceof Error ? err.message : typeof err}`, { unexpected: true }, { cause: err })
