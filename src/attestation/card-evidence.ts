@@ -55,16 +55,31 @@ export interface LevelExtras {
   reproducibleBuild?: boolean
 }
 
-export async function verifyCardEvidence (card: ProviderCard, evidence: CardEvidence | undefined, options: { anchor: TrustAnchor, atUnixSecs: number, policy?: VerificationPolicy, extras?: LevelExtras }): Promise<VerifiedLevel> {
-  const out = (level: AttestationLevel, simulated: boolean, code?: string, reason?: string): VerifiedLevel => ({
+function verdict (card: ProviderCard, atUnixSecs: number, level: AttestationLevel, simulated: boolean, code?: string, reason?: string): VerifiedLevel {
+  return {
     level: minLevel(level, card.attestationLevel),
     claimed: card.attestationLevel,
     simulated,
     ...(code !== undefined ? { code } : {}),
     ...(reason !== undefined ? { reason } : {}),
-    checkedAtUnixSecs: options.atUnixSecs
-  })
-  if (evidence === undefined) return out('Software', false, card.evidence === undefined ? undefined : 'EVIDENCE_UNAVAILABLE', card.evidence === undefined ? undefined : 'evidence could not be fetched')
+    checkedAtUnixSecs: atUnixSecs
+  }
+}
+
+/**
+ * The level of a card checked without evidence (it names none, or it could not be fetched): its
+ * signature proves Software and no more, whatever it claims. Synchronous, so a joiner syncing
+ * thousands of evidence-less cards judges each as it is applied.
+ */
+export function levelWithoutEvidence (card: ProviderCard, atUnixSecs: number): VerifiedLevel {
+  return card.evidence === undefined
+    ? verdict(card, atUnixSecs, 'Software', false)
+    : verdict(card, atUnixSecs, 'Software', false, 'EVIDENCE_UNAVAILABLE', 'evidence could not be fetched')
+}
+
+export async function verifyCardEvidence (card: ProviderCard, evidence: CardEvidence | undefined, options: { anchor: TrustAnchor, atUnixSecs: number, policy?: VerificationPolicy, extras?: LevelExtras }): Promise<VerifiedLevel> {
+  const out = (level: AttestationLevel, simulated: boolean, code?: string, reason?: string): VerifiedLevel => verdict(card, options.atUnixSecs, level, simulated, code, reason)
+  if (evidence === undefined) return levelWithoutEvidence(card, options.atUnixSecs)
   let body: TdReportBody
   try {
     body = parseTdxQuote(evidence.quote).body

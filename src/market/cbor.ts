@@ -10,7 +10,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { sha256 } from '@noble/hashes/sha2.js'
+import { createHash } from 'node:crypto'
 import { RecordError } from './errors.js'
 import { bytesEqual } from './bytes.js'
 
@@ -150,6 +150,11 @@ export function decodeCanonical (bytes: Uint8Array, limits?: CborLimits): unknow
   return value
 }
 
+/** SHA-256 through node:crypto (OpenSSL): about 3× @noble/hashes on a record, and sync hashes each one 2–3 times. */
+function sha256 (bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest())
+}
+
 export function cidForBytes (bytes: Uint8Array): CID {
   return cidForSha256(sha256(bytes))
 }
@@ -161,6 +166,83 @@ export function cidForSha256 (digest: Uint8Array): CID {
 
 export function sha256Digest (bytes: Uint8Array): Uint8Array {
   return sha256(bytes)
+}
+
+const textEncoder = new TextEncoder()
+
+/** Where the item starting at `pos` ends; `bytes` passed scanCbor, so every length is in range. */
+function itemEnd (bytes: Uint8Array, pos: number): number {
+  let pending = 1
+  while (pending > 0) {
+    pending--
+    const initial = bytes[pos++]!
+    const major = initial >> 5
+    const info = initial & 0x1f
+    let arg = info
+    if (info >= 24) {
+      const width = 1 << (info - 24)
+      arg = 0
+      for (let i = 0; i < width; i++) arg = arg * 256 + bytes[pos + i]!
+      pos += width
+    }
+    if (major === 2 || major === 3) pos += arg
+    else if (major === 4) pending += arg
+    else if (major === 5) pending += arg * 2
+    else if (major === 6) pending += 1
+  }
+  return pos
+}
+
+/** The minimal CBOR head of `major` with argument `arg` (as the canonical encoder writes it). */
+function head (major: number, arg: number): Uint8Array {
+  if (arg < 24) return Uint8Array.of((major << 5) | arg)
+  if (arg < 0x100) return Uint8Array.of((major << 5) | 24, arg)
+  if (arg < 0x10000) return Uint8Array.of((major << 5) | 25, arg >> 8, arg & 0xff)
+  return Uint8Array.of((major << 5) | 26, arg >>> 24, (arg >> 16) & 0xff, (arg >> 8) & 0xff, arg & 0xff)
+}
+
+/**
+ * The canonical encoding of a map without its entry `key`, cut from the canonical encoding of the
+ * whole map (decodeCanonical accepted `bytes`): a canonical map is its minimal head and its entries
+ * in key order, each canonical by itself, so dropping one entry and re-heading the count is exactly
+ * what re-encoding the smaller map would give, without re-encoding it. Undefined when `bytes` is not
+ * a map or holds no such text key.
+ */
+export function canonicalMapWithout (bytes: Uint8Array, key: string): Uint8Array | undefined {
+  if (bytes.length === 0 || bytes[0]! >> 5 !== 5 || itemEnd(bytes, 0) !== bytes.length) return undefined
+  const keyBytes = textEncoder.encode(key)
+  const afterHead = headLength(bytes[0]!)
+  const count = mapCount(bytes)
+  let pos = afterHead
+  for (let i = 0; i < count; i++) {
+    const keyStart = pos
+    const keyEnd = itemEnd(bytes, pos)
+    const valueEnd = itemEnd(bytes, keyEnd)
+    if (bytes[keyStart]! >> 5 === 3 && keyEnd - keyStart === headLength(bytes[keyStart]!) + keyBytes.length &&
+      bytesEqual(bytes.subarray(keyEnd - keyBytes.length, keyEnd), keyBytes)) {
+      const prefix = head(5, count - 1)
+      const out = new Uint8Array(prefix.length + (keyStart - afterHead) + (bytes.length - valueEnd))
+      out.set(prefix, 0)
+      out.set(bytes.subarray(afterHead, keyStart), prefix.length)
+      out.set(bytes.subarray(valueEnd), prefix.length + keyStart - afterHead)
+      return out
+    }
+    pos = valueEnd
+  }
+  return undefined
+}
+
+function headLength (initial: number): number {
+  const info = initial & 0x1f
+  return info < 24 ? 1 : 1 + (1 << (info - 24))
+}
+
+function mapCount (bytes: Uint8Array): number {
+  const info = bytes[0]! & 0x1f
+  if (info < 24) return info
+  let arg = 0
+  for (let i = 0; i < 1 << (info - 24); i++) arg = arg * 256 + bytes[1 + i]!
+  return arg
 }
 
 const RAW_CODEC = 0x55

@@ -7,7 +7,7 @@
  * schema → signature → semantics); the only way to hold a `SignedRecord` is to have passed it.
  */
 import type { z } from 'zod'
-import { CID, cidForBytes, cidForSha256, decodeCanonical, decodeScanned, encodeCanonical, sha256Digest } from './cbor.js'
+import { CID, canonicalMapWithout, cidForBytes, cidForSha256, decodeCanonical, decodeScanned, encodeCanonical, sha256Digest } from './cbor.js'
 import { bytesEqual, concatBytes, utf8 } from './bytes.js'
 import { RecordError } from './errors.js'
 import { publicKeyFromDid, type Did, type Identity } from './identity.js'
@@ -159,7 +159,8 @@ function signedRecord<T extends AnyRecordType> (fields: ParsedFields<T>, bytes: 
 function decodeRecordUnguarded<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
   checkSize(bytes)
   const fields = parseFields(decodeCanonical(bytes), bytes, types)
-  const body = encodeCanonical(fields.body)
+  // The signed body is the record without `sig`: cut from the canonical bytes, not re-encoded.
+  const body = canonicalMapWithout(bytes, 'sig') ?? encodeCanonical(fields.body)
   if (!verify(publicKeyFromDid(fields.author), signingInput(body), fields.sig)) {
     throw new RecordError('RECORD_BAD_SIGNATURE', `${fields.type.nsid} signature does not verify for its author`, { author: fields.author })
   }

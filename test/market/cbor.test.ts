@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import {
-  decodeCanonical, encodeCanonical, scanCbor, MAX_CBOR_DEPTH, MAX_CBOR_ITEMS, RecordError, rawCidForBytes, utf8, concatBytes
+  canonicalMapWithout, decodeCanonical, encodeCanonical, scanCbor, MAX_CBOR_DEPTH, MAX_CBOR_ITEMS, RecordError, rawCidForBytes, utf8, concatBytes
 } from '../../src/market/index.js'
 import { makeCard, testIdentity } from '../helpers/cards.js'
 
@@ -124,5 +124,61 @@ describe('CBOR pre-scan', () => {
     t.diagnostic(`3 MiB nested 3000 deep: ${deep.ms.toFixed(1)} ms CPU; 3 MiB of 15-deep subtrees: ${many.ms.toFixed(1)} ms CPU`)
     assert.ok(deep.ms < 100, `nesting refused in ${deep.ms} ms`)
     assert.ok(many.ms < 100, `items refused in ${many.ms} ms`)
+  })
+})
+
+describe('canonicalMapWithout (a record\'s signed body, cut from its bytes)', () => {
+  // A small deterministic generator: the same maps on every run, so a failure can be replayed.
+  let seed = 0x2545f491
+  const rand = (n: number): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n }
+  function value (depth: number): unknown {
+    // Containers only near the top, and small: the maps stay a few KiB.
+    switch (rand(depth > 1 ? 6 : 9)) {
+      case 0: return rand(2) === 0 ? rand(30) : rand(2 ** 31) * 7919
+      case 1: return -1 - rand(70_000)
+      case 2: return 'x'.repeat(rand(300))
+      case 3: return new Uint8Array([64, rand(300), 70_000][rand(3)]!)
+      case 4: return rand(3) === 0 ? null : rand(2) === 0
+      case 5: return BigInt(2) ** 64n - BigInt(rand(1000)) - 1n
+      case 6: return Array.from({ length: rand(6) }, () => value(depth + 1))
+      case 7: return randomMap(rand(6), depth + 1)
+      default: return rawCidForBytes(new Uint8Array([rand(256)]))
+    }
+  }
+  // cborg hands back a Buffer under Node: compare bytes, not prototypes.
+  const asBuffer = (bytes: Uint8Array | undefined): Buffer | undefined => bytes === undefined ? undefined : Buffer.from(bytes)
+  function randomMap (size: number, depth: number): Record<string, unknown> {
+    const map: Record<string, unknown> = {}
+    while (Object.keys(map).length < size) map[`${'k'.repeat(rand(40))}${rand(1000)}`] = value(depth)
+    return map
+  }
+
+  it('equals re-encoding the map without the entry, at every head width and key position', () => {
+    // 24, 256 entries: the count's head shrinks by a byte when one goes; 1: the empty map remains.
+    for (const size of [1, 2, 23, 24, 25, 255, 256, 257, 300]) {
+      for (let round = 0; round < 6; round++) {
+        const map = randomMap(size, 0)
+        const keys = Object.keys(map)
+        const drop = keys[rand(keys.length)]!
+        const bytes = encodeCanonical(map)
+        const { [drop]: _dropped, ...rest } = map
+        assert.deepEqual(asBuffer(canonicalMapWithout(bytes, drop)), asBuffer(encodeCanonical(rest)), `size ${size}, dropping ${drop}`)
+      }
+    }
+  })
+
+  it('cuts the very body its signer signed (a card; every record type goes through it in decodeRecord)', () => {
+    const alice = testIdentity(1)
+    const card = makeCard(alice)
+    const { sig: _sig, ...body } = decodeCanonical(card.bytes) as Record<string, unknown>
+    assert.deepEqual(asBuffer(canonicalMapWithout(card.bytes, 'sig')), asBuffer(encodeCanonical(body)))
+  })
+
+  it('is undefined for a missing key, a non-map and trailing bytes', () => {
+    const bytes = encodeCanonical({ a: 1, sig: new Uint8Array(64) })
+    assert.equal(canonicalMapWithout(bytes, 'nope'), undefined)
+    assert.equal(canonicalMapWithout(encodeCanonical([1, 2]), 'a'), undefined)
+    assert.equal(canonicalMapWithout(concatBytes(bytes, Uint8Array.of(0)), 'a'), undefined)
+    assert.equal(canonicalMapWithout(new Uint8Array(0), 'a'), undefined)
   })
 })

@@ -12,7 +12,7 @@ import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Connection, Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { verifyCardEvidence, type CardEvidence, type VerifiedLevel } from '../../attestation/card-evidence.js'
+import { levelWithoutEvidence, verifyCardEvidence, type CardEvidence, type VerifiedLevel } from '../../attestation/card-evidence.js'
 import { tcbPolicy } from '../../attestation/policy.js'
 import type { SignedProviderCard } from '../../market/provider-card.js'
 import { didFromPublicKey, peerIdFromDid, type Did } from '../../market/identity.js'
@@ -42,8 +42,6 @@ export class VerifiedLevels implements Startable {
   readonly levels = new Map<Did, VerifiedLevel>()
   private readonly cache = new Map<Did, CachedVerdict>()
   private readonly queue: KeyedQueue<Job>
-  /** Checks of evidence-less cards, run at once outside the queue (schedule). */
-  private readonly judging = new Set<Promise<void>>()
   private unsubscribe: (() => void) | undefined
   private timer: NodeJS.Timeout | undefined
   private buildsSeenMs = -1
@@ -97,13 +95,21 @@ export class VerifiedLevels implements Startable {
     // fetch or wait for, so it is judged now rather than queued (a joiner syncing 10k cards queued
     // 10k jobs, each with its own deadline timer, and past VERIFY_MAX_PENDING dropped some).
     if (v.evidence === undefined && v.buildRecipe === undefined) {
-      const judged = this.verify({ card, force }, this.components.shutdown)
-        .catch((err) => { this.components.log.warn(`verifying the card of ${v.providerId} failed: ${(err as Error).message}`) })
-        .finally(() => { this.judging.delete(judged) })
-      this.judging.add(judged)
+      this.judgeWithoutEvidence(card)
       return
     }
     this.queue.add(v.providerId, { card, force })
+  }
+
+  /** What verify() would conclude for a card with no evidence and no recipe, without its awaits. */
+  private judgeWithoutEvidence (card: SignedProviderCard): void {
+    const v = card.value
+    const now = nowSecs(this.components)
+    const result = levelWithoutEvidence(v, now)
+    this.record(card, result)
+    this.cache.set(v.providerId, { key: 'none', atUnixSecs: now, result, usedBond: false })
+    if (result.level !== result.claimed) this.components.log.info(`provider ${v.providerId} claims ${result.claimed}, evidence proves ${result.level}`)
+    this.components.events.publish('verified', { providerId: v.providerId, level: result.level, claimed: result.claimed, simulated: result.simulated })
   }
 
   /** Checks shown cards again, ignoring cached verdicts (a bond formed or ended, a build was checked). */
@@ -119,7 +125,7 @@ export class VerifiedLevels implements Startable {
 
   /** Resolves once every scheduled check has finished (tests, shutdown). */
   async settled (): Promise<void> {
-    await Promise.all([this.queue.settled(), ...this.judging])
+    await this.queue.settled()
   }
 
   /** Queue depth for metrics and status. */
