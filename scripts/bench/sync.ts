@@ -130,6 +130,7 @@ async function joiner (n: number, network: string, addr: string, workers: number
   const { CmeshNode, resolveConfig } = await nodeModules()
   const dataDir = await mkdtemp(join(tmpdir(), 'cmesh-bench-joiner-'))
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   const node = new CmeshNode({
     config: resolveConfig({ ...baseConfig(network, dataDir), bootstrap: [addr], syncVerifyWorkers: workers, syncPipelineDepth: depth, syncIntervalSecs: 1 }),
     log,
@@ -139,6 +140,7 @@ async function joiner (n: number, network: string, addr: string, workers: number
   const deadline = Date.now() + 600_000
   while (node.collection.size < n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
   const startToAllMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
   // The session's own result is recorded when pull() returns, just after the last record is applied.
   while (![...node.services.sync.results.values()].some((r) => r.fetched > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
   const sessions = [...node.services.sync.results.values()]
@@ -150,6 +152,7 @@ async function joiner (n: number, network: string, addr: string, workers: number
     sessions: outcomes,
     held: node.collection.size,
     startToAllMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     sessionMs: Math.max(0, ...sessions.map((r) => r.ms)),
     fetched: sessions.reduce((a, r) => a + r.fetched, 0),
     invalid: sessions.reduce((a, r) => a + r.invalid, 0),
@@ -161,7 +164,18 @@ async function joiner (n: number, network: string, addr: string, workers: number
 }
 
 /** Spawns this script in `mode`; resolves with its first JSON line. */
-function child (mode: string[]): { first: Promise<any>, stdin: NodeJS.WritableStream, exited: Promise<number | null> } {
+/** User + system CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */
+async function processCpuSecs (pid: number | undefined): Promise<number> {
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ')
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after pid and comm; in clock ticks (100/s on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
+function child (mode: string[]): { first: Promise<any>, stdin: NodeJS.WritableStream, exited: Promise<number | null>, pid: number | undefined } {
   const proc = spawn(process.execPath, [...process.execArgv, script, ...mode], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: proc.stdout })
   const first = new Promise<any>((resolve, reject) => {
@@ -169,7 +183,7 @@ function child (mode: string[]): { first: Promise<any>, stdin: NodeJS.WritableSt
     proc.once('exit', (code) => { reject(new Error(`${mode[0]} exited with ${code} before answering`)) })
   })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve))
-  return { first, stdin: proc.stdin, exited }
+  return { first, stdin: proc.stdin, exited, pid: proc.pid }
 }
 
 interface Row {
@@ -182,6 +196,9 @@ interface Row {
   syncSessionSecs?: number
   recordsPerSec?: number
   peakRssMiB?: number
+  /** CPU seconds from the joiner's node start to holding all (all its threads), and the peer's over the whole join. */
+  joinerCpuSecs?: number
+  peerCpuSecs?: number
   workerRecords?: number
   inlineRecords?: number
   /** Initiator sessions by outcome (more than one `ok`-less entry: the pull took several sessions). */
@@ -201,7 +218,7 @@ async function orchestrate (): Promise<void> {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`)
   console.log(`command: node --import tsx scripts/bench/sync.ts ${process.argv.slice(2).join(' ')}`.trim())
   console.log('')
-  const columns = ['cards', 'path', 'workers', 'want depth', 'node start → holding all (s)', 'sync session (s)', 'records/s (session)', 'joiner peak RSS (MiB)', 'verified on workers / inline', 'joiner sessions', 'load avg before']
+  const columns = ['cards', 'path', 'workers', 'want depth', 'node start → holding all (s)', 'sync session (s)', 'records/s (session)', 'joiner peak RSS (MiB)', 'CPU s: joiner (start → all) / peer (whole join)', 'verified on workers / inline', 'joiner sessions', 'load avg before']
   console.log(`| ${columns.join(' | ')} |`)
   console.log(`|${columns.map(() => '---').join('|')}|`)
   const rows: Row[] = []
@@ -217,15 +234,19 @@ async function orchestrate (): Promise<void> {
         for (const v of variants) {
           const row: Row = { cards: n, ...v, run, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' ') }
           try {
+            const peerCpu0 = await processCpuSecs(peer.pid)
             const j = child(['--join', String(n), '--network', network, '--addr', addr, '--workers', String(v.workers), '--depth', String(v.pipelineDepth), ...dist])
             const r = await j.first
             await j.exited
+            const peerCpuSecs = await processCpuSecs(peer.pid) - peerCpu0
             if (r.held < n) throw new Error(`joiner holds ${r.held} of ${n}`)
             Object.assign(row, {
               startToAllSecs: r.startToAllMs / 1000,
               syncSessionSecs: r.sessionMs / 1000,
               recordsPerSec: r.fetched / (r.sessionMs / 1000),
               peakRssMiB: r.peakRssMiB,
+              joinerCpuSecs: r.cpuMs / 1000,
+              peerCpuSecs,
               sessions: r.sessions,
               workerRecords: r.poolStats.workerRecords,
               inlineRecords: r.poolStats.inlineRecords + r.poolStats.fallbackRecords
@@ -235,8 +256,8 @@ async function orchestrate (): Promise<void> {
           }
           rows.push(row)
           const cells = row.failed !== undefined
-            ? [n, row.path, row.workers, row.pipelineDepth, `failed: ${row.failed}`, '', '', '', '', '', row.loadBefore]
-            : [n, row.path, row.workers, row.pipelineDepth, row.startToAllSecs!.toFixed(2), row.syncSessionSecs!.toFixed(2), row.recordsPerSec!.toFixed(0), row.peakRssMiB!.toFixed(0), `${row.workerRecords} / ${row.inlineRecords}`, Object.entries(row.sessions ?? {}).map(([k, v]) => `${v} ${k}`).join(', '), row.loadBefore]
+            ? [n, row.path, row.workers, row.pipelineDepth, `failed: ${row.failed}`, '', '', '', '', '', '', row.loadBefore]
+            : [n, row.path, row.workers, row.pipelineDepth, row.startToAllSecs!.toFixed(2), row.syncSessionSecs!.toFixed(2), row.recordsPerSec!.toFixed(0), row.peakRssMiB!.toFixed(0), `${row.joinerCpuSecs!.toFixed(2)} / ${row.peerCpuSecs!.toFixed(2)}`, `${row.workerRecords} / ${row.inlineRecords}`, Object.entries(row.sessions ?? {}).map(([k, v]) => `${v} ${k}`).join(', '), row.loadBefore]
           console.log(`| ${cells.join(' | ')} |`)
         }
       }

@@ -156,12 +156,7 @@ function sha256 (bytes: Uint8Array): Uint8Array {
 }
 
 export function cidForBytes (bytes: Uint8Array): CID {
-  return cidForSha256(sha256(bytes))
-}
-
-/** The DAG-CBOR CID of bytes whose SHA-256 is already known. */
-export function cidForSha256 (digest: Uint8Array): CID {
-  return CID.createV1(dagCbor.code, createDigest(SHA2_256, digest))
+  return CID.createV1(dagCbor.code, createDigest(SHA2_256, sha256(bytes)))
 }
 
 export function sha256Digest (bytes: Uint8Array): Uint8Array {

@@ -47,6 +47,8 @@ export function didFromPublicKey (publicKey: Uint8Array): Did {
 }
 
 const didCache = new Map<string, Uint8Array>()
+/** ≈ 200 bytes an entry: a few MiB at most. */
+const DID_CACHE_MAX = 16_384
 
 /** Parses `did:key:z6Mk…` (Ed25519 only). Cached: every signature check resolves its author. */
 export function publicKeyFromDid (did: string): Uint8Array {
@@ -65,7 +67,9 @@ export function publicKeyFromDid (did: string): Uint8Array {
     throw new IdentityError('IDENTITY_BAD_DID', 'did:key does not hold an Ed25519 public key', { did })
   }
   const publicKey = decoded.subarray(2)
-  if (didCache.size >= 8192) didCache.clear()
+  // Oldest out first (a Map iterates in insertion order): a sync of 10k cards parses each author
+  // in its entry, its verification and its rebuild, and a cache cleared at a bound missed them all.
+  if (didCache.size >= DID_CACHE_MAX) didCache.delete(didCache.keys().next().value as string)
   didCache.set(did, publicKey)
   return publicKey
 }

@@ -7,8 +7,8 @@
  * schema → signature → semantics); the only way to hold a `SignedRecord` is to have passed it.
  */
 import type { z } from 'zod'
-import { CID, canonicalMapWithout, cidForBytes, cidForSha256, decodeCanonical, decodeScanned, encodeCanonical, sha256Digest } from './cbor.js'
-import { bytesEqual, concatBytes, utf8 } from './bytes.js'
+import { CID, canonicalMapWithout, cidForBytes, decodeCanonical, encodeCanonical, sha256Digest } from './cbor.js'
+import { concatBytes, utf8 } from './bytes.js'
 import { RecordError } from './errors.js'
 import { publicKeyFromDid, type Did, type Identity } from './identity.js'
 import { verify } from './ed25519.js'
@@ -89,8 +89,15 @@ function describeValue (v: unknown): string {
  * branch on it, and an untyped error escaping here would end them as an internal failure.
  */
 export function decodeRecord<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
+  return typed(() => {
+    const prepared = prepareRecord(bytes, types)
+    return completeRecord(prepared, verify(prepared.publicKey, prepared.signingInput, prepared.signature))
+  })
+}
+
+function typed<R> (step: () => R): R {
   try {
-    return decodeRecordUnguarded(bytes, types)
+    return step()
   } catch (err) {
     if (err instanceof RecordError) throw err
     // Never expected (the pre-scan bounds the shapes the later steps see); kept typed if it happens.
@@ -156,54 +163,49 @@ function signedRecord<T extends AnyRecordType> (fields: ParsedFields<T>, bytes: 
   } as unknown as SignedOf<T>
 }
 
-function decodeRecordUnguarded<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): SignedOf<T> {
-  checkSize(bytes)
-  const fields = parseFields(decodeCanonical(bytes), bytes, types)
-  // The signed body is the record without `sig`: cut from the canonical bytes, not re-encoded.
-  const body = canonicalMapWithout(bytes, 'sig') ?? encodeCanonical(fields.body)
-  if (!verify(publicKeyFromDid(fields.author), signingInput(body), fields.sig)) {
-    throw new RecordError('RECORD_BAD_SIGNATURE', `${fields.type.nsid} signature does not verify for its author`, { author: fields.author })
-  }
-  fields.type.check?.(fields.value)
-  return signedRecord(fields, bytes, cidForBytes(bytes), sha256Digest(body))
+/**
+ * A record that passed every step of decodeRecord but the signature and the semantic check: what an
+ * Ed25519 verification needs, and what completeRecord turns into a SignedRecord once it has run.
+ * Splitting there lets a bulk sync verify signatures on other threads (record-verify-pool.ts) while
+ * this one decodes the next records.
+ */
+export interface PreparedRecord<T extends AnyRecordType = AnyRecordType> {
+  readonly bytes: Uint8Array
+  readonly publicKey: Uint8Array
+  /** The domain-separated signed body: the record's canonical bytes without `sig`. */
+  readonly signingInput: Uint8Array
+  readonly signature: Uint8Array
+  /** @internal */
+  readonly fields: ParsedFields<T>
+  /** @internal */
+  readonly body: Uint8Array
 }
 
-/** What a full decodeRecord established about one record's bytes (see decodeRecordVerifiedElsewhere). */
-export interface RecordVerdict {
-  /** SHA-256 of the exact bytes decodeRecord accepted: its CID's digest. */
-  bytesSha256: Uint8Array
-  /** The record's digest: SHA-256 of its canonical encoding without `sig`. */
-  digest: Uint8Array
-}
-
-export function verdictOf (record: SignedRecord<any>): RecordVerdict {
-  return { bytesSha256: record.cid.multihash.digest, digest: record.digest }
+/** decodeRecord up to the signature: size, CBOR, canonical form, $type, version, schema. Throws RecordError. */
+export function prepareRecord<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[]): PreparedRecord<T> {
+  return typed(() => {
+    checkSize(bytes)
+    const fields = parseFields(decodeCanonical(bytes), bytes, types)
+    // The signed body is the record without `sig`: cut from the canonical bytes, not re-encoded.
+    const body = canonicalMapWithout(bytes, 'sig') ?? encodeCanonical(fields.body)
+    return { bytes, publicKey: publicKeyFromDid(fields.author), signingInput: signingInput(body), signature: fields.sig, fields, body }
+  })
 }
 
 /**
- * Rebuilds a record that a full decodeRecord accepted elsewhere (the sync verify pool's worker
- * threads), without paying for what that run proved. The verdict is bound to the bytes: their
- * SHA-256 is computed here and must equal `verdict.bytesSha256`, so a verdict can never be applied
- * to other bytes (a mixed-up index, a reused buffer); bytes that are exactly the accepted ones are
- * canonical, correctly signed and pass the semantic check (a pure function of them), so the
- * round-trip re-encode, Ed25519 and the check are skipped. Type, version and schema run again: they
- * build the value. Only pass a verdict
- * that `verdictOf(decodeRecord(…))` produced over these types: anything else admits a forgery.
+ * The rest of decodeRecord: `signatureValid` must be the result of Ed25519-verifying exactly
+ * `prepared.signature` over `prepared.signingInput` with `prepared.publicKey` (ed25519.ts `verify`,
+ * here or on another thread); anything else admits a forgery. Then the semantic check, CID, digest.
  */
-export function decodeRecordVerifiedElsewhere<T extends AnyRecordType> (bytes: Uint8Array, types: readonly T[], verdict: RecordVerdict): SignedOf<T> {
-  try {
-    checkSize(bytes)
-    const hash = sha256Digest(bytes)
-    if (!bytesEqual(hash, verdict.bytesSha256) || verdict.digest.length !== 32) {
-      throw new RecordError('RECORD_BAD_SIGNATURE', 'the verdict given is for other bytes: signature not checked', {})
+export function completeRecord<T extends AnyRecordType> (prepared: PreparedRecord<T>, signatureValid: boolean): SignedOf<T> {
+  const { fields, bytes, body } = prepared
+  return typed(() => {
+    if (!signatureValid) {
+      throw new RecordError('RECORD_BAD_SIGNATURE', `${fields.type.nsid} signature does not verify for its author`, { author: fields.author })
     }
-    // The accepted bytes passed the pre-scan and the strict decoder; the scan stays as a cheap bound.
-    const fields = parseFields(decodeScanned(bytes), bytes, types)
-    return signedRecord(fields, bytes, cidForSha256(hash), verdict.digest)
-  } catch (err) {
-    if (err instanceof RecordError) throw err
-    throw new RecordError('RECORD_MALFORMED', `record could not be checked: ${err instanceof Error ? err.message : typeof err}`, { unexpected: true }, { cause: err })
-  }
+    fields.type.check?.(fields.value)
+    return signedRecord(fields, bytes, cidForBytes(bytes), sha256Digest(body))
+  })
 }
 
 export interface ClockWindow {

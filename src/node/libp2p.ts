@@ -95,7 +95,9 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       maxConnections: 300
     },
     connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
-    peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 100 })] : [],
+    // Dialled as soon as libp2p is up (the module's default waits a second, this once waited 100 ms):
+    // services registering after that still see the connection (sync-scheduler catches up on start).
+    peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
     services
   }) as unknown as MeshLibp2p
 }

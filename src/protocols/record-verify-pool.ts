@@ -1,27 +1,29 @@
 /**
- * Verifies collection records (cards, retirements) on worker threads, so a bulk sync uses every
- * core instead of one: Ed25519 through node:crypto is ~70 % of a record's decode (docs/BENCHMARKS.md).
+ * Verifies collection records for a bulk sync with the signatures on worker threads: Ed25519 is the
+ * largest single cost of a record (≈ 62 µs of ≈ 180), the one step that needs nothing but bytes,
+ * and the only one worth the hop.
  *
- * A worker runs the full decodeRecord and answers per record its verdict (SHA-256 of the bytes it
- * accepted, record digest) or the RecordError code that refused them; the main thread rebuilds each
- * accepted record with decodeRecordVerifiedElsewhere, which hashes its own copy of the bytes and
- * refuses a verdict for other bytes. So no answer from a worker can admit bytes it did not verify,
- * and the main thread's share is a hash, a CBOR decode and the schema (~1/4 of a full decode).
+ * This thread prepares every record (size, CBOR, canonical form, type, schema: prepareRecord) and
+ * sends a worker only the public key, signature and signed body of each; the worker answers one flag
+ * per signature and this thread completes the records (semantic check, CID, digest: completeRecord).
+ * So a worker's answer can refuse a record but never shape or admit bytes this thread did not
+ * decode, and while a worker checks one batch this thread decodes the next.
  *
- * Each worker holds at most one job, so a worker that dies (crash, terminate, failed load) loses
- * exactly the job it held: that job is verified inline on the main thread, never dropped or
- * admitted unchecked, and the worker is replaced (a bounded number of times). Small batches, and
- * any batch while no worker has finished loading, are verified inline: the hop costs more than it saves.
+ * A worker holds at most JOBS_PER_WORKER jobs; one that dies (crash, terminate, failed load) loses
+ * exactly the jobs it held: their signatures are checked inline, never skipped, and the worker is
+ * replaced (a bounded number of times). Small batches, and any batch while no worker has room (or
+ * none has loaded), are checked inline: this thread never waits for a busy worker.
  *
  * Workers are spawned on the first batch worth sending them and retired after `idleMs` without
  * work: most of a node's life needs no bulk verification, and each worker holds its own heap.
  */
 import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
-import { decodeRecord, decodeRecordVerifiedElsewhere, type RecordVerdict } from '../market/record.js'
+import { completeRecord, decodeRecord, prepareRecord, type PreparedRecord } from '../market/record.js'
+import { verify, ED25519_PUBLIC_KEY_LENGTH, ED25519_SIGNATURE_LENGTH } from '../market/ed25519.js'
 import { COLLECTION_RECORD_TYPES, type CollectionRecord } from '../market/collection.js'
-import { CmeshError, RecordError, type RecordErrorCode } from '../market/errors.js'
-import type { VerifyJob, VerifyReply } from './record-verify-worker.js'
+import { CmeshError, RecordError } from '../market/errors.js'
+import type { SignatureJob, SignatureReply } from './record-verify-worker.js'
 
 /** Decodes and fully verifies a batch of collection records; one entry per input, in order. */
 export interface RecordBatchDecoder {
@@ -31,7 +33,7 @@ export interface RecordBatchDecoder {
   expect?: (records: number) => void
 }
 
-/** Below this many expected records a pull is not worth starting workers for (≈ 0.3 s of CPU each to load). */
+/** Below this many expected records a pull is not worth starting workers for (each holds a heap of its own while alive). */
 export const WARM_FOR_RECORDS = 2048
 
 /** The one-core path: full decodeRecord for each record, on this thread. */
@@ -44,6 +46,34 @@ export function decodeBatchInline (records: readonly Uint8Array[]): Array<Collec
       throw err
     }
   })
+}
+
+const KEY_AND_SIGNATURE = ED25519_PUBLIC_KEY_LENGTH + ED25519_SIGNATURE_LENGTH
+
+function prepareOne (bytes: Uint8Array): PreparedRecord | RecordError {
+  try {
+    return prepareRecord(bytes, COLLECTION_RECORD_TYPES)
+  } catch (err) {
+    if (err instanceof RecordError) return err
+    throw err
+  }
+}
+
+function completeOne (prepared: PreparedRecord, signatureValid: boolean): CollectionRecord | RecordError {
+  try {
+    return completeRecord(prepared, signatureValid) as CollectionRecord
+  } catch (err) {
+    if (err instanceof RecordError) return err
+    throw err
+  }
+}
+
+function wellFormed (item: PreparedRecord): boolean {
+  return item.publicKey.length === ED25519_PUBLIC_KEY_LENGTH && item.signature.length === ED25519_SIGNATURE_LENGTH
+}
+
+function verifyInline (items: readonly PreparedRecord[]): Uint8Array {
+  return Uint8Array.from(items, (item) => verify(item.publicKey, item.signingInput, item.signature) ? 1 : 0)
 }
 
 export const inlineDecoder: RecordBatchDecoder = { decodeBatch: async (records) => decodeBatchInline(records) }
@@ -77,26 +107,22 @@ export interface RecordVerifyPoolInit {
 export interface RecordVerifyPoolStats {
   /** Records whose signature a worker checked. */
   workerRecords: number
-  /** Records verified inline by choice (small batch, no worker ready, size 0). */
+  /** Records whose signature this thread checked by choice (small batch, no worker with room, size 0). */
   inlineRecords: number
-  /** Records re-verified inline because the worker holding them died or answered nonsense. */
+  /** Records whose signature was checked inline because the worker holding them died or answered nonsense. */
   fallbackRecords: number
   /** Workers replaced after dying. */
   restarts: number
 }
-
-const RECORD_ERROR_CODES = new Set<string>([
-  'RECORD_TOO_LARGE', 'RECORD_MALFORMED', 'RECORD_NON_CANONICAL', 'RECORD_UNKNOWN_TYPE', 'RECORD_UNSUPPORTED_VERSION',
-  'RECORD_SCHEMA', 'RECORD_BAD_SIGNATURE', 'RECORD_SEMANTIC', 'RECORD_FROM_FUTURE', 'RECORD_STALE'
-] satisfies RecordErrorCode[])
 
 /** Smallest share of a batch worth sending to a worker of its own. */
 const MIN_CHUNK = 32
 
 interface Job {
   id: number
-  records: readonly Uint8Array[]
-  resolve: (out: Array<CollectionRecord | RecordError>) => void
+  items: readonly PreparedRecord[]
+  /** One flag per item: 1 when its signature verifies. */
+  resolve: (valid: Uint8Array) => void
   reject: (err: Error) => void
 }
 
@@ -108,10 +134,12 @@ interface Slot {
 }
 
 /**
- * Jobs sent to one worker before its answer to the first: with only one, a worker that finished
- * while this thread was busy verifying or applying sat idle until this thread came back to it.
+ * Jobs sent to one worker before its answer to the first: as many as a pull pipelines
+ * (SYNC_PIPELINE_DEPTH), so the signatures of every batch in flight go to the worker and this
+ * thread keeps to decoding and applying. With 2 the main thread took ≈ 40 % of the signatures
+ * itself and a 10k pull took ≈ 1.95 s instead of ≈ 1.85 s (docs/BENCHMARKS.md).
  */
-export const JOBS_PER_WORKER = 2
+export const JOBS_PER_WORKER = 4
 
 function defaultWorkerUrl (): URL {
   // Under tsx this module is the .ts source and the worker is too; built, both are .js in dist/.
@@ -194,25 +222,34 @@ export class RecordVerifyPool implements RecordBatchDecoder {
 
   async decodeBatch (records: readonly Uint8Array[]): Promise<Array<CollectionRecord | RecordError>> {
     if (records.length >= this.inlineBelow) this.warm()
+    const prepared = records.map(prepareOne)
+    const items = prepared.filter((p): p is PreparedRecord => !(p instanceof RecordError))
+    const valid = await this.checkSignatures(items)
+    let next = 0
+    return prepared.map((p) => p instanceof RecordError ? p : completeOne(p, valid[next++] === 1))
+  }
+
+  /** One flag per item, from the workers with room or, when none has, from this thread. */
+  private async checkSignatures (items: readonly PreparedRecord[]): Promise<Uint8Array> {
     // Workers' answers and 'ready' messages are macrotasks: while a pipelined pull finds its next
     // frame already buffered, nothing else yields to them, so this thread would take every batch.
-    if (this.slots.length > 0 && records.length >= this.inlineBelow) await new Promise((resolve) => setImmediate(resolve))
-    // Only workers with room (fewer than JOBS_PER_WORKER jobs sent) take a batch: when none has (or
-    // all are still loading, or starved of CPU by other work), this thread verifies it rather than
-    // wait for them, so it is never slower than inline.
+    if (this.slots.length > 0 && items.length >= this.inlineBelow) await new Promise((resolve) => setImmediate(resolve))
     const idle = this.slots.filter((s) => s.ready && s.jobs.length < JOBS_PER_WORKER).length - this.queue.length
-    if (!this.running || idle <= 0 || records.length < this.inlineBelow) {
-      this.stats.inlineRecords += records.length
-      return decodeBatchInline(records)
+    if (!this.running || idle <= 0 || items.length < this.inlineBelow) {
+      this.stats.inlineRecords += items.length
+      return verifyInline(items)
     }
-    const chunk = Math.max(MIN_CHUNK, Math.ceil(records.length / idle))
-    const parts: Array<Promise<Array<CollectionRecord | RecordError>>> = []
-    for (let i = 0; i < records.length; i += chunk) {
-      const part = records.slice(i, i + chunk)
-      parts.push(new Promise((resolve, reject) => { this.queue.push({ id: this.nextId++, records: part, resolve, reject }) }))
+    const chunk = Math.max(MIN_CHUNK, Math.ceil(items.length / idle))
+    const parts: Array<Promise<Uint8Array>> = []
+    for (let i = 0; i < items.length; i += chunk) {
+      const part = items.slice(i, i + chunk)
+      parts.push(new Promise((resolve, reject) => { this.queue.push({ id: this.nextId++, items: part, resolve, reject }) }))
     }
     this.dispatch()
-    return (await Promise.all(parts)).flat()
+    const flags = new Uint8Array(items.length)
+    let at = 0
+    for (const part of await Promise.all(parts)) { flags.set(part, at); at += part.length }
+    return flags
   }
 
   private newWorker (): Worker {
@@ -251,12 +288,19 @@ export class RecordVerifyPool implements RecordBatchDecoder {
 
   private send (slot: Slot, job: Job): void {
     slot.jobs.push(job)
-    // One fresh buffer per job, transferred: a record may be a view into a frame of megabytes.
-    const offsets = new Uint32Array(job.records.length + 1)
-    for (let i = 0; i < job.records.length; i++) offsets[i + 1] = offsets[i]! + job.records[i]!.length
-    const buffer = new Uint8Array(offsets[job.records.length]!)
-    for (let i = 0; i < job.records.length; i++) buffer.set(job.records[i]!, offsets[i])
-    const message: VerifyJob = { id: job.id, buffer: buffer.buffer, offsets }
+    // One fresh buffer per job, transferred: key, signature, then the signed body, item by item.
+    const offsets = new Uint32Array(job.items.length + 1)
+    for (let i = 0; i < job.items.length; i++) offsets[i + 1] = offsets[i]! + KEY_AND_SIGNATURE + job.items[i]!.signingInput.length
+    const buffer = new Uint8Array(offsets[job.items.length]!)
+    for (let i = 0; i < job.items.length; i++) {
+      const item = job.items[i]!
+      const at = offsets[i]!
+      // A key or signature of the wrong length cannot verify; zeros keep the layout fixed.
+      if (item.publicKey.length === ED25519_PUBLIC_KEY_LENGTH) buffer.set(item.publicKey, at)
+      if (item.signature.length === ED25519_SIGNATURE_LENGTH) buffer.set(item.signature, at + ED25519_PUBLIC_KEY_LENGTH)
+      buffer.set(item.signingInput, at + KEY_AND_SIGNATURE)
+    }
+    const message: SignatureJob = { id: job.id, buffer: buffer.buffer, offsets }
     slot.worker.postMessage(message, [buffer.buffer, offsets.buffer])
   }
 
@@ -275,38 +319,24 @@ export class RecordVerifyPool implements RecordBatchDecoder {
       return
     }
     const job = slot.jobs.shift()
-    const reply = msg as Partial<VerifyReply>
+    const reply = msg as Partial<SignatureReply>
     if (job === undefined) return
-    const n = job.records.length
-    if (reply.id !== job.id || !(reply.verdicts instanceof Uint8Array) || reply.verdicts.length !== 64 * n || !Array.isArray(reply.errors) || reply.errors.length !== n) {
-      // Our own worker answering out of turn is a bug; the records still get a full check.
-      this.init.log?.(`verify worker ${slot.worker.threadId} answered out of turn; verifying its job inline`)
+    if (reply.id !== job.id || !(reply.valid instanceof Uint8Array) || reply.valid.length !== job.items.length) {
+      // Our own worker answering out of turn is a bug; the signatures still get checked.
+      this.init.log?.(`verify worker ${slot.worker.threadId} answered out of turn; checking its job inline`)
       this.fallback(job)
     } else {
-      this.stats.workerRecords += n
-      const v = reply.verdicts
-      job.resolve(job.records.map((bytes, i) => this.rebuild(bytes, { bytesSha256: v.subarray(64 * i, 64 * i + 32), digest: v.subarray(64 * i + 32, 64 * i + 64) }, reply.errors![i])))
+      this.stats.workerRecords += job.items.length
+      // A key or signature of the wrong length was sent as zeros: never valid, whatever came back.
+      job.resolve(reply.valid.map((flag, i) => flag === 1 && wellFormed(job.items[i]!) ? 1 : 0))
     }
     this.dispatch()
   }
 
-  private rebuild (bytes: Uint8Array, verdict: RecordVerdict, error: [string, string] | null | undefined): CollectionRecord | RecordError {
-    if (error != null) {
-      const code = RECORD_ERROR_CODES.has(error[0]) ? error[0] as RecordErrorCode : 'RECORD_MALFORMED'
-      return new RecordError(code, String(error[1]), { verifiedBy: 'worker' })
-    }
-    try {
-      return decodeRecordVerifiedElsewhere(bytes, COLLECTION_RECORD_TYPES, verdict)
-    } catch (err) {
-      if (err instanceof RecordError) return err
-      throw err
-    }
-  }
-
   private fallback (job: Job): void {
-    this.stats.fallbackRecords += job.records.length
+    this.stats.fallbackRecords += job.items.length
     try {
-      job.resolve(decodeBatchInline(job.records))
+      job.resolve(verifyInline(job.items))
     } catch (err) {
       job.reject(err as Error)
     }
@@ -319,7 +349,7 @@ export class RecordVerifyPool implements RecordBatchDecoder {
     slot.worker.removeAllListeners()
     const jobs = slot.jobs.splice(0)
     if (jobs.length > 0) {
-      this.init.log?.(`verify worker ${slot.worker.threadId} exited holding ${jobs.reduce((n, j) => n + j.records.length, 0)} records; verifying them inline`)
+      this.init.log?.(`verify worker ${slot.worker.threadId} exited holding ${jobs.reduce((n, j) => n + j.items.length, 0)} signatures; checking them inline`)
       for (const job of jobs) this.fallback(job)
     }
     if (this.running && this.stats.restarts < this.maxRestarts) {

@@ -1,43 +1,35 @@
 /**
- * Worker thread of the record verify pool (record-verify-pool.ts): runs the full decodeRecord
- * (CBOR, canonical, schema, Ed25519 through node:crypto, semantics) for collection records and
- * answers, per record, its verdict (SHA-256 of the bytes it accepted and the record digest) or the
- * RecordError code that refused them. The main thread then rebuilds accepted records with
- * decodeRecordVerifiedElsewhere, which checks that hash against its own copy of the bytes.
+ * Worker thread of the record verify pool (record-verify-pool.ts): checks Ed25519 signatures, and
+ * nothing else. The main thread has already decoded, canonicality-checked and schema-checked each
+ * record (prepareRecord) and sends only what the signature covers; it completes the records itself
+ * from the flags answered here, so a worker can refuse a record but never shape one.
  *
- * Messages (pool → worker): { id, buffer: ArrayBuffer, offsets: Uint32Array } — records are
- * buffer[offsets[i] .. offsets[i+1]). Worker → pool: { ready: true } once loaded, then
- * { id, verdicts: Uint8Array (64 × n: bytes SHA-256 then digest; zero where refused), errors: Array<[code, message] | null> }.
+ * Messages (pool → worker): { id, buffer: ArrayBuffer, offsets: Uint32Array } — item i is
+ * buffer[offsets[i] .. offsets[i+1]): public key (32 bytes), signature (64), signed message (the
+ * rest). Worker → pool: { ready: true } once loaded, then { id, valid: Uint8Array } (1 = verifies).
  */
 import { parentPort } from 'node:worker_threads'
-import { decodeRecord, verdictOf } from '../market/record.js'
-import { COLLECTION_RECORD_TYPES } from '../market/collection.js'
-import { RecordError } from '../market/errors.js'
+import { verify, ED25519_PUBLIC_KEY_LENGTH, ED25519_SIGNATURE_LENGTH } from '../market/ed25519.js'
 
-export interface VerifyJob { id: number, buffer: ArrayBuffer, offsets: Uint32Array }
-export interface VerifyReply { id: number, verdicts: Uint8Array, errors: Array<[string, string] | null> }
+export interface SignatureJob { id: number, buffer: ArrayBuffer, offsets: Uint32Array }
+export interface SignatureReply { id: number, valid: Uint8Array }
+
+const KEY_AND_SIGNATURE = ED25519_PUBLIC_KEY_LENGTH + ED25519_SIGNATURE_LENGTH
 
 const port = parentPort
 if (port !== null) {
-  port.on('message', (job: VerifyJob) => {
+  port.on('message', (job: SignatureJob) => {
     const n = job.offsets.length - 1
-    const verdicts = new Uint8Array(64 * n)
-    const errors: Array<[string, string] | null> = []
+    const valid = new Uint8Array(n)
     for (let i = 0; i < n; i++) {
-      // A view into the job's buffer: decodeRecord never keeps it past this call here.
-      const bytes = new Uint8Array(job.buffer, job.offsets[i], job.offsets[i + 1]! - job.offsets[i]!)
-      try {
-        const verdict = verdictOf(decodeRecord(bytes, COLLECTION_RECORD_TYPES))
-        verdicts.set(verdict.bytesSha256, 64 * i)
-        verdicts.set(verdict.digest, 64 * i + 32)
-        errors.push(null)
-      } catch (err) {
-        // decodeRecord only throws RecordError; anything else is reported as malformed, never lost.
-        errors.push(err instanceof RecordError ? [err.code, err.message] : ['RECORD_MALFORMED', String(err)])
-      }
+      const start = job.offsets[i]!
+      const end = job.offsets[i + 1]!
+      if (end - start < KEY_AND_SIGNATURE) continue
+      const item = new Uint8Array(job.buffer, start, end - start)
+      valid[i] = verify(item.subarray(0, ED25519_PUBLIC_KEY_LENGTH), item.subarray(KEY_AND_SIGNATURE), item.subarray(ED25519_PUBLIC_KEY_LENGTH, KEY_AND_SIGNATURE)) ? 1 : 0
     }
-    const reply: VerifyReply = { id: job.id, verdicts, errors }
-    port.postMessage(reply, [verdicts.buffer])
+    const reply: SignatureReply = { id: job.id, valid }
+    port.postMessage(reply, [valid.buffer])
   })
   port.postMessage({ ready: true })
 }

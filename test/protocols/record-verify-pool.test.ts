@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { RecordVerifyPool, RecordVerifyPoolError, decodeBatchInline } from '../../src/protocols/record-verify-pool.js'
 import {
-  decodeCanonical, encodeCanonical, decodeRecord, RECORD_SIGNATURE_DOMAIN, decodeRecordVerifiedElsewhere, verdictOf, COLLECTION_RECORD_TYPES, RecordError,
+  decodeCanonical, encodeCanonical, RECORD_SIGNATURE_DOMAIN, prepareRecord, completeRecord, COLLECTION_RECORD_TYPES, RecordError,
   type CollectionRecord
 } from '../../src/market/index.js'
 import { cardAt, makeRetirement, testIdentity } from '../helpers/cards.js'
@@ -17,6 +17,9 @@ function reencode (bytes: Uint8Array, change: (map: Record<string, unknown>) => 
   change(map)
   return encodeCanonical(map)
 }
+
+/** Records of mixedBatch(n) that reach the signature check: all but the 6 refused while decoding. */
+const signed = (valid: number): number => valid + 4
 
 /** Valid cards and a retirement, with every kind of refusal mixed in. */
 function mixedBatch (valid: number): Uint8Array[] {
@@ -70,17 +73,25 @@ describe('record verify pool', () => {
     const inline = decodeBatchInline(batch).map(outcome)
     const pooled = (await p.decodeBatch(batch)).map(outcome)
     assert.deepEqual(pooled, inline)
-    assert.equal(p.stats.workerRecords, batch.length, 'every record went through a worker')
+    assert.equal(p.stats.workerRecords, signed(80), 'every signature was checked on a worker')
     assert.deepEqual(inline.slice(80).map((o) => typeof o === 'string' ? o : 'ok'), [
       'ok', 'RECORD_BAD_SIGNATURE', 'RECORD_BAD_SIGNATURE', 'RECORD_MALFORMED', 'RECORD_NON_CANONICAL', 'RECORD_UNKNOWN_TYPE', 'RECORD_SCHEMA', 'RECORD_SEMANTIC', 'RECORD_MALFORMED', 'RECORD_MALFORMED'
     ])
   })
 
-  it('a verdict only admits the bytes it was given for', () => {
-    const [a, b] = [cardAt(testIdentity(1), now), cardAt(testIdentity(2), now)]
-    const verdict = verdictOf(decodeRecord(a.bytes, COLLECTION_RECORD_TYPES))
-    assert.equal(decodeRecordVerifiedElsewhere(a.bytes, COLLECTION_RECORD_TYPES, verdict).cid.toString(), a.cid.toString())
-    assert.throws(() => decodeRecordVerifiedElsewhere(b.bytes, COLLECTION_RECORD_TYPES, verdict), (err: unknown) => err instanceof RecordError && err.code === 'RECORD_BAD_SIGNATURE')
+  it('a prepared record completes only with a valid signature; the semantic check runs after it', () => {
+    const a = cardAt(testIdentity(1), now)
+    assert.equal(completeRecord(prepareRecord(a.bytes, COLLECTION_RECORD_TYPES), true).cid.toString(), a.cid.toString())
+    assert.throws(() => completeRecord(prepareRecord(a.bytes, COLLECTION_RECORD_TYPES), false), (err: unknown) => err instanceof RecordError && err.code === 'RECORD_BAD_SIGNATURE')
+  })
+
+  it('a worker answering out of turn or with the wrong count admits nothing: its job is checked inline', async () => {
+    const p = pool({ size: 1, inlineBelow: 1, workerUrl: new URL('../helpers/lying-verify-worker.mjs', import.meta.url) })
+    await p.whenReady()
+    const batch = mixedBatch(40)
+    assert.deepEqual((await p.decodeBatch(batch)).map(outcome), decodeBatchInline(batch).map(outcome))
+    assert.equal(p.stats.fallbackRecords, signed(40))
+    assert.equal(p.stats.workerRecords, 0)
   })
 
   it('small batches, and batches before any worker is ready, are verified inline', async () => {
@@ -105,13 +116,13 @@ describe('record verify pool', () => {
     await victim.terminate()
     const got = (await pending).map(outcome)
     assert.deepEqual(got, decodeBatchInline(batch).map(outcome))
-    assert.equal(p.stats.fallbackRecords, batch.length, 'the dead worker\'s job was re-verified inline')
+    assert.equal(p.stats.fallbackRecords, signed(600), 'the dead worker\'s job was checked inline')
     assert.equal(p.stats.restarts, 1)
     await p.whenReady(1)
     assert.notEqual(p.threads[0], victim)
     const again = await p.decodeBatch(mixedBatch(70))
     assert.equal(again.filter((r) => r instanceof RecordError).length, 9)
-    assert.equal(p.stats.workerRecords, 80, 'the replacement worker takes the next batch')
+    assert.equal(p.stats.workerRecords, signed(70), 'the replacement worker takes the next batch')
   })
 
   it('workers that cannot load: bounded restarts, every batch still verified inline', async () => {
@@ -123,7 +134,7 @@ describe('record verify pool', () => {
     assert.equal(p.stats.restarts, 2)
     const got = await p.decodeBatch(mixedBatch(5))
     assert.equal(got.filter((r) => r instanceof RecordError).length, 9)
-    assert.equal(p.stats.inlineRecords, 15)
+    assert.equal(p.stats.inlineRecords, signed(5))
     assert.equal(p.threads.length, 0, 'a pool out of replacements does not respawn on the next batch')
   })
 
@@ -133,7 +144,7 @@ describe('record verify pool', () => {
     assert.equal(p.threads.length, 0, 'small batches spawn nothing')
     await p.whenReady()
     await p.decodeBatch(mixedBatch(100))
-    assert.equal(p.stats.workerRecords, 110)
+    assert.equal(p.stats.workerRecords, signed(100))
     await new Promise((resolve) => setTimeout(resolve, 600))
     assert.equal(p.threads.length, 0, 'idle workers were terminated')
     const got = await p.decodeBatch(mixedBatch(60))
