@@ -45,13 +45,26 @@ export interface ApiRequest {
 export type ApiResponse =
   | { status?: number, json: unknown }
   | { status?: number, cbor: Uint8Array }
-  | { status?: number, text: string, contentType: string }
+  | { status?: number, text: string, contentType: string, headers?: Record<string, string> }
+
+/**
+ * Who may call a route: `bearer` only with the token from api.json (what returns secrets, such as
+ * a receipt's key); `bearer-or-session` (the default) also from a dashboard session; `public`
+ * anyone who reaches the loopback port with the right Host (the dashboard's login link only).
+ */
+export type ApiAccess = 'bearer' | 'bearer-or-session' | 'public'
 
 export interface ApiRoute {
   method: HttpMethod
   /** Literal segments and `:name` parameters, e.g. `/v1/contracts/:id`. */
   path: string
+  access?: ApiAccess
   handle: (req: ApiRequest) => ApiResponse | Promise<ApiResponse>
+}
+
+/** Dashboard sessions (dashboard-sessions.ts): whether a request's Cookie header holds a live one. */
+export interface ApiSessions {
+  validCookie: (cookieHeader: string | undefined) => boolean
 }
 
 export interface ApiServerInit {
@@ -61,6 +74,8 @@ export interface ApiServerInit {
   routes: ApiRoute[]
   /** Serves `GET /v1/events` when given. */
   events?: ApiEventSource
+  /** Accepts dashboard session cookies besides the bearer token when given. */
+  sessions?: ApiSessions
   /** Default DEFAULT_MAX_BODY_BYTES (64 KiB). */
   maxBodyBytes?: number
   log?: Logger
@@ -146,11 +161,14 @@ export class ApiServer {
       if (!res.writableFinished) controller.abort()
     })
     try {
-      this.checkAccess(req)
+      this.checkOrigin(req)
       const url = req.url ?? ''
       const q = url.indexOf('?')
       const path = q < 0 ? url : url.slice(0, q)
       const match = this.router.match(req.method ?? '', path)
+      // Who may ask is checked before anything is said about the path: without a credential every
+      // path answers 401, so nothing (not even which pages exist) is served to an anonymous caller.
+      this.checkCredential(req, match.kind === 'found' ? match.route.access ?? 'bearer-or-session' : 'bearer-or-session')
       if (match.kind === 'bad-path') throw new ApiError('BAD_PATH', 'the path is not valid percent-encoding', { status: 400 })
       if (match.kind === 'not-found') throw new ApiError('NOT_FOUND', 'no such path', { status: 404 })
       if (match.kind === 'method-not-allowed') {
@@ -167,18 +185,29 @@ export class ApiServer {
     }
   }
 
-  private checkAccess (req: IncomingMessage): void {
+  private checkOrigin (req: IncomingMessage): void {
     const hosts = [`127.0.0.1:${this.port}`, `localhost:${this.port}`, `[::1]:${this.port}`]
     if (!hosts.includes(req.headers.host ?? '')) throw new ApiError('BAD_HOST', 'the Host header does not name this API', { status: 421 })
     const origin = req.headers.origin
     if (origin !== undefined && !hosts.some((h) => origin === `http://${h}`)) {
       throw new ApiError('BAD_ORIGIN', 'cross-origin requests are refused', { status: 403 })
     }
+  }
+
+  private checkCredential (req: IncomingMessage, access: ApiAccess): void {
+    if (access === 'public') return
     // Digests of equal length, so the comparison leaks neither the token nor its length.
     const auth = req.headers.authorization
-    if (auth === undefined || !auth.startsWith('Bearer ') || !timingSafeEqual(sha256(auth.slice('Bearer '.length)), this.tokenDigest)) {
-      throw new ApiError('UNAUTHORIZED', 'send `authorization: Bearer <token>` with the token from api.json', { status: 401 })
+    if (auth !== undefined && auth.startsWith('Bearer ') && timingSafeEqual(sha256(auth.slice('Bearer '.length)), this.tokenDigest)) return
+    if (access === 'bearer-or-session' && this.init.sessions?.validCookie(req.headers.cookie) === true) {
+      // A browser always sends Origin with a write; one without it is not our page (SameSite=Strict is the other half).
+      if (req.method === 'GET' || req.method === 'HEAD' || req.headers.origin !== undefined) return
+      throw new ApiError('BAD_ORIGIN', 'a write with a session cookie must carry this API\'s Origin', { status: 403 })
     }
+    if (access === 'bearer' && auth === undefined && this.init.sessions?.validCookie(req.headers.cookie) === true) {
+      throw new ApiError('BEARER_REQUIRED', 'this path answers only to the bearer token from api.json, not to a dashboard session', { status: 403 })
+    }
+    throw new ApiError('UNAUTHORIZED', 'send `authorization: Bearer <token>` with the token from api.json, or log in to the dashboard with the link `cmesh dashboard` prints', { status: 401 })
   }
 
   private openStream (res: ServerResponse): void {
@@ -193,11 +222,12 @@ export class ApiServer {
     if (!Number.isInteger(status) || status < 200 || status > 599) throw new Error(`handler answered status ${status}`)
     let body: string | Uint8Array
     let type: string
+    let extra: Record<string, string> = {}
     if ('json' in out) [body, type] = [encodeApiJson(out.json), 'application/json']
     else if ('cbor' in out) [body, type] = [out.cbor, 'application/cbor']
-    else if ('text' in out) [body, type] = [out.text, out.contentType]
+    else if ('text' in out) [body, type, extra] = [out.text, out.contentType, out.headers ?? {}]
     else throw new Error('handler answered no body')
-    res.writeHead(status, { ...COMMON_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body)
+    res.writeHead(status, { ...COMMON_HEADERS, ...extra, 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body)
   }
 
   private fail (req: IncomingMessage, res: ServerResponse, err: unknown): void {

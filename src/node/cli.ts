@@ -19,7 +19,7 @@ import { buildAuditReport, auditReportToJson, auditReportToText } from './audit-
 import { NodeError } from './errors.js'
 import type { CmeshNode } from './node.js'
 import { readConfigFile, resolveConfig, ROLES } from './config.js'
-import { apiGet } from './api.js'
+import { apiGet, apiRequest } from './api.js'
 import { decodeSnapshot, type RecordsRead } from './collection-file.js'
 import { capabilityUnion } from '../market/provider-card.js'
 import { addAttestCommands } from './attest-commands.js'
@@ -247,6 +247,7 @@ export function buildProgram (run: CliRun = new CliRun(processIo)): Command {
         `  attest:   ${config.attest.provider === 'simulated' ? 'SIMULATED TDX quotes under the TEST-ONLY devnet root (not production evidence)' : config.attest.provider === 'configfs-tsm' ? 'TDX quotes from configfs-tsm' : 'no quote provider (Software only)'}; requires ${config.attest.require} of peers${config.attest.production ? '; production (Intel root only)' : ''}`,
         `  data:     ${join(config.dataDir)}`,
         `  api:      ${node.apiUrl ?? 'off'} (token in ${join(config.dataDir, 'api.json')})`,
+        ...(node.apiUrl !== undefined ? [`  dashboard: ${node.services.dashboard.loginUrl() ?? ''} (one-time login link; \`cmesh dashboard\` prints another)`] : []),
         ...(node.services.publicHttp.started ? [`  http:     ${node.services.publicHttp.url} (${[node.services.wif.enabled ? 'workload identity issuer /wif' : '', node.services.payments.terms !== undefined && config.roles.includes('provider') ? 'x402 payments /x402' : ''].filter((x) => x !== '').join(', ')})`] : []),
         ...(node.services.payments.address !== undefined ? [`  payment:  ${node.services.payments.terms?.network ?? ''} token ${config.payment?.asset ?? ''}, this node's EVM address ${node.services.payments.address} (key in ${join(config.dataDir, 'evm.key')})`] : []),
         ...node.libp2p.getMultiaddrs().map((a) => `  listen:   ${a.toString()}`),
@@ -256,6 +257,16 @@ export function buildProgram (run: CliRun = new CliRun(processIo)): Command {
       ].join('\n'))
       if (requested !== undefined) stopNow(requested)
       await stopped
+    })
+
+  program.command('dashboard')
+    .description('print a new one-time login link to the running node\'s dashboard (open it in a browser on this machine)')
+    .option('--data <dir>', 'data directory of the running node', DEFAULT_DATA_DIR)
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { url } = await (await apiRequest(opts.data, 'POST', '/v1/dashboard/login', {})).json() as { url: string }
+      if (opts.json === true) return run.json({ url })
+      run.io.out(`${url}\n(works once; the browser then holds a session for 12 hours of disuse)\n`)
     })
 
   program.command('cards')

@@ -74,7 +74,8 @@ export class ApiService implements Startable {
   async start (): Promise<void> {
     if (!this.init.enabled) return
     const { config, dataDir, events } = this.components
-    const server = new ApiServer({ host: config.apiHost, port: config.apiPort, dataDir, routes: this.routes(), events })
+    const dashboard = this.init.services().dashboard
+    const server = new ApiServer({ host: config.apiHost, port: config.apiPort, dataDir, routes: [...this.routes(), ...dashboard.routes()], events, sessions: dashboard.sessions })
     try {
       await startStep('API_START_FAILED', `local API on ${config.apiHost}:${config.apiPort}`, async () => await server.start())
     } catch (err) {
@@ -116,8 +117,8 @@ export class ApiService implements Startable {
     }
   }
 
-  /** Gauges of state are read when scraped rather than kept up to date on every change. */
-  private async metricsText (): Promise<string> {
+  /** Gauges of state are read when scraped (here or as the dashboard's JSON) rather than kept up to date on every change. */
+  refreshGauges (): void {
     const { metrics, libp2p, collection } = this.components
     const queued = this.init.services().verifiedLevels.queued
     metrics.peersConnected.set(libp2p.getPeers().length)
@@ -132,7 +133,11 @@ export class ApiService implements Startable {
     metrics.dialBackoffRefused.set(this.components.dialBackoff.refused)
     const { fleet } = this.init.services().fleet
     for (const name of fleet.names) metrics.backendInstances.set({ backend: name }, fleet.used(name).instances)
-    return await metrics.registry.metrics()
+  }
+
+  private async metricsText (): Promise<string> {
+    this.refreshGauges()
+    return await this.components.metrics.registry.metrics()
   }
 
   private async found<T> (value: Promise<T | undefined>, what: string): Promise<T> {
@@ -183,6 +188,8 @@ export class ApiService implements Startable {
       {
         method: 'GET',
         path: '/v1/contracts/:id/receipt',
+        // The receipt's private key: for the CLI holding api.json, never for a browser session.
+        access: 'bearer',
         handle: async (req) => {
           const r = await this.found(this.init.services().requester.receipt(req.params.id ?? ''), 'receipt')
           return { json: { ccr: toHex(r.ccr), enc: toHex(r.enc), ct: toHex(r.ct), receiptKey: toHex(r.receiptKey) } }

@@ -19,6 +19,7 @@ import { Requester } from './requester.js'
 import { ContractWatch } from './contract-watch.js'
 import { ContractLifecycle } from './contract-lifecycle.js'
 import { ApiService } from './api.js'
+import { DashboardService } from './dashboard.js'
 import { PublicHttp } from './public-http.js'
 import { PaymentService } from './payments.js'
 import { WifIssuer } from './wif-issuer.js'
@@ -45,6 +46,7 @@ export interface NodeServices {
   contractLifecycle: ContractLifecycle
   periodicCharges: PeriodicCharges
   periodicPayer: PeriodicPayer
+  dashboard: DashboardService
   api: ApiService
 }
 
@@ -89,6 +91,7 @@ export function createServices (components: NodeComponents, setup: AttestationSe
     // Payments after the first (per-period or postpaid bids): charged by the provider, paid by the requester.
     periodicCharges: new PeriodicCharges(components, { payments, lifecycle: contractLifecycle }),
     periodicPayer: new PeriodicPayer(components, { payments }),
+    dashboard: new DashboardService(components, { services: () => services }),
     api: new ApiService(components, { enabled: options.api, services: () => services })
   }
   return services
