@@ -17,6 +17,12 @@ import { TestMesh, waitFor, testNetwork } from '../helpers/mesh.js'
 import { runCli } from '../helpers/cli.js'
 import { chromiumAvailable, launchChromium, CHROMIUM_PATH } from '../../scripts/chromium.js'
 
+// The page.evaluate callbacks run in the browser; the project compiles without the DOM library.
+declare const document: any
+declare const window: any
+type HTMLElement = any
+type HTMLInputElement = any
+
 const SKIP_NO_CHROMIUM = `skipped: install chromium (Debian package \`chromium\`, expected at ${CHROMIUM_PATH})`
 const PAGES = ['market', 'requests', 'contracts', 'trust', 'node'] as const
 
@@ -24,13 +30,13 @@ const PAGES = ['market', 'requests', 'contracts', 'trust', 'node'] as const
 async function unlabelled (page: Page): Promise<string[]> {
   return await page.evaluate(() => {
     const out: string[] = []
-    for (const el of Array.from(document.querySelectorAll('input, select, textarea, button, a[href]'))) {
+    for (const el of Array.from(document.querySelectorAll('input, select, textarea, button, a[href]')) as any[]) {
       const h = el as HTMLElement
       if (h.offsetParent === null || (el as HTMLInputElement).type === 'hidden') continue
       const labels = (el as HTMLInputElement).labels
-      const named = (labels !== null && labels !== undefined && Array.from(labels).some((l) => (l.textContent ?? '').trim() !== '')) ||
+      const named = (labels !== null && labels !== undefined && Array.from(labels as any[]).some((l: any) => (l.textContent ?? '').trim() !== '')) ||
         (el.getAttribute('aria-label') ?? '').trim() !== '' ||
-        (el.getAttribute('aria-labelledby') ?? '').split(/\s+/).some((id) => (document.getElementById(id)?.textContent ?? '').trim() !== '') ||
+        (el.getAttribute('aria-labelledby') ?? '').split(/\s+/).some((id: string) => (document.getElementById(id)?.textContent ?? '').trim() !== '') ||
         ((el.tagName === 'BUTTON' || el.tagName === 'A') && (h.textContent ?? '').trim() !== '') ||
         (el.getAttribute('title') ?? '').trim() !== ''
       if (!named) out.push(h.outerHTML.slice(0, 120))
@@ -44,7 +50,7 @@ async function tabOrder (page: Page): Promise<{ reached: number, missed: string[
   await page.evaluate(() => { (document.activeElement as HTMLElement | null)?.blur(); window.scrollTo(0, 0) })
   const controls = await page.evaluate(() => {
     let n = 0
-    for (const el of Array.from(document.querySelectorAll('input, select, textarea, button, a[href]'))) {
+    for (const el of Array.from(document.querySelectorAll('input, select, textarea, button, a[href]')) as any[]) {
       const h = el as HTMLElement
       if (h.offsetParent === null || (el as HTMLInputElement).disabled || (el as HTMLInputElement).type === 'hidden') continue
       h.dataset.tabProbe = String(n++)
@@ -58,8 +64,8 @@ async function tabOrder (page: Page): Promise<{ reached: number, missed: string[
     if (probe !== undefined) seen.add(probe)
     if (seen.size === controls) break
   }
-  const missed = await page.evaluate((seenList) => Array.from(document.querySelectorAll('[data-tab-probe]'))
-    .filter((el) => !seenList.includes((el as HTMLElement).dataset.tabProbe ?? '')).map((el) => (el as HTMLElement).outerHTML.slice(0, 120)), [...seen])
+  const missed = await page.evaluate((seenList) => (Array.from(document.querySelectorAll('[data-tab-probe]')) as any[])
+    .filter((el) => !seenList.includes((el as HTMLElement).dataset.tabProbe ?? '')).map((el) => (el as HTMLElement).outerHTML.slice(0, 120) as string), [...seen])
   return { reached: seen.size, missed }
 }
 
