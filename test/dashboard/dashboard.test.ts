@@ -12,7 +12,7 @@ import '../../src/node/polyfills.js'
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Browser, Page } from 'playwright-core'
-import { startNodeProcess, listenAddress, apiStatus, stopNodeProcess, type NodeProcess } from '../helpers/processes.js'
+import { startBobAndAlice, apiStatus, stopNodeProcess, type NodeProcess } from '../helpers/processes.js'
 import { TestMesh, waitFor, testNetwork } from '../helpers/mesh.js'
 import { runCli } from '../helpers/cli.js'
 import { chromiumAvailable, launchChromium, CHROMIUM_PATH } from '../../scripts/chromium.js'
@@ -86,13 +86,7 @@ describe('dashboard in headless Chromium', () => {
       return
     }
     const network = testNetwork()
-    const base = { network, dht: false, gossipHeartbeatMs: 200, syncIntervalSecs: 2 }
-    const bob = await startNodeProcess([], { ...base, roles: ['provider'] })
-    procs.push(bob)
-    const bobAddr = await listenAddress(bob)
-    const alice = await startNodeProcess(['--bootstrap', bobAddr], { ...base, roles: ['requester'] })
-    procs.push(alice)
-    const aliceAddr = await listenAddress(alice)
+    const { bob, bobAddr, alice, aliceAddr } = await startBobAndAlice(procs, network)
     // Eve: a cheaper provider with no quote provider, so her card proves Software only.
     const eve = await (Object.assign(mesh, { network }) as TestMesh).node({
       roles: ['provider'],

@@ -61,3 +61,17 @@ export async function stopNodeProcess (p: NodeProcess, graceMs = 15_000): Promis
   await rm(p.dataDir, { recursive: true, force: true })
   return code
 }
+
+/**
+ * Bob (a provider) and Alice (a requester bootstrapped to him) as `cmesh start` processes on a
+ * fresh network, pushed onto `procs` for the caller's clean-up as each starts.
+ */
+export async function startBobAndAlice (procs: NodeProcess[], network: string): Promise<{ bob: NodeProcess, bobAddr: string, alice: NodeProcess, aliceAddr: string }> {
+  const base = { network, dht: false, gossipHeartbeatMs: 200, syncIntervalSecs: 2 }
+  const bob = await startNodeProcess([], { ...base, roles: ['provider'] })
+  procs.push(bob)
+  const bobAddr = await listenAddress(bob)
+  const alice = await startNodeProcess(['--bootstrap', bobAddr], { ...base, roles: ['requester'] })
+  procs.push(alice)
+  return { bob, bobAddr, alice, aliceAddr: await listenAddress(alice) }
+}

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startNodeProcess, listenAddress, apiStatus, stopNodeProcess, type NodeProcess } from '../helpers/processes.js'
+import { startBobAndAlice, apiStatus, stopNodeProcess, type NodeProcess } from '../helpers/processes.js'
 import { TestMesh, waitFor, testNetwork } from '../helpers/mesh.js'
 import { runCli, spawnCli } from '../helpers/cli.js'
 import { requireSsh, run } from '../helpers/ssh.js'
@@ -32,13 +32,7 @@ describe('Alice, Bob and Eve (processes, real ssh)', () => {
   it('Alice buys from Bob, logs in, and Eve learns nothing of what Alice runs', async (t) => {
     if (!requireSsh(t)) return
     const network = testNetwork()
-    const base = { network, dht: false, gossipHeartbeatMs: 200, syncIntervalSecs: 2 }
-    const bob = await startNodeProcess([], { ...base, roles: ['provider'] })
-    procs.push(bob)
-    const bobAddr = await listenAddress(bob)
-    const alice = await startNodeProcess(['--bootstrap', bobAddr], { ...base, roles: ['requester'] })
-    procs.push(alice)
-    const aliceAddr = await listenAddress(alice)
+    const { bob, bobAddr, alice, aliceAddr } = await startBobAndAlice(procs, network)
 
     // Eve: a provider on the same network, cheaper than Bob, connected to both; her tap keeps every byte.
     const heard: Buffer[] = []
