@@ -174,6 +174,11 @@ describe('dashboard in headless Chromium', () => {
     assert.equal(await bare.locator('main').count(), 0, 'no dashboard rendered')
     const reused = await bare.goto(link)
     assert.equal(reused?.status(), 401, 'the printed link worked once')
+    // `cmesh dashboard` hands out another link, which opens the page in that browser too.
+    const fresh = await runCli(['dashboard', '--json', '--data', alice.dataDir], alice.dataDir)
+    assert.equal(fresh.code, 0, fresh.stderr)
+    await bare.goto(JSON.parse(fresh.stdout).url)
+    await bare.waitForSelector('main[data-page="market"]')
     await anonymous.close()
 
     // A session that ends while the page is open, then a node that stops: each says so.
