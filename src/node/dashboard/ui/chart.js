@@ -38,12 +38,19 @@ function usePlot (makeOptions, data, shape, height) {
     const width = Math.max(160, el.clientWidth)
     const u = new uPlot({ ...makeOptions(), width, height }, data, el)
     plot.current = u
+    let frame = 0
+    // Resizing inside the observer's callback would change the layout it is observing (a
+    // "ResizeObserver loop" error): resize on the next frame instead.
     const resize = new ResizeObserver(() => {
-      const w = Math.max(160, el.clientWidth)
-      if (w !== u.width) u.setSize({ width: w, height })
+      cancelAnimationFrame(frame)
+      frame = requestAnimationFrame(() => {
+        const w = Math.max(160, el.clientWidth)
+        if (w !== u.width) u.setSize({ width: w, height })
+      })
     })
     resize.observe(el)
     return () => {
+      cancelAnimationFrame(frame)
       resize.disconnect()
       u.destroy()
       plot.current = null
@@ -101,14 +108,15 @@ export function BarChart ({ labels, series, height = 170, ariaLabel }) {
 }
 
 /**
- * One time series (x in unix seconds); null values leave gaps.
- * @param {{ x: number[], y: (number | null)[], label: string, format?: (v: number) => string, integer?: boolean, height?: number, color?: string, fill?: string }} props
+ * One time series (x in unix seconds) over the last `windowSecs`; null values leave gaps.
+ * @param {{ x: number[], y: (number | null)[], label: string, format?: (v: number) => string, integer?: boolean, windowSecs?: number, height?: number, color?: string, fill?: string }} props
  */
-export function TimeSeries ({ x, y, label, format = (v) => String(v), integer = false, height = 130, color = COLORS.accent, fill = COLORS.accentFill }) {
+export function TimeSeries ({ x, y, label, format = (v) => String(v), integer = false, windowSecs = 600, height = 130, color = COLORS.accent, fill = COLORS.accentFill }) {
   const data = [x, y]
   const box = usePlot(() => ({
     scales: {
-      x: { time: true },
+      // A fixed window ending at the newest sample: minute ticks from the first point on, not milliseconds.
+      x: { time: true, range: (_u, _min, max) => { const end = max ?? Date.now() / 1000; return [end - windowSecs, end] } },
       y: { range: (_u, min, max) => [Math.min(0, min ?? 0), max !== null && max > 0 ? max * 1.15 : 1] }
     },
     axes: [
@@ -121,6 +129,6 @@ export function TimeSeries ({ x, y, label, format = (v) => String(v), integer = 
     ],
     cursor: { drag: { x: false, y: false } },
     legend: { show: false }
-  }), data, `${label}|${color}|${integer}`, height)
+  }), data, `${label}|${color}|${integer}|${windowSecs}`, height)
   return html`<div class="chart chart-time" ref=${box} role="img" aria-label=${`${label}, last ${x.length} samples`}></div>`
 }
