@@ -91,7 +91,10 @@ try {
         // The form fills the first screen; the picture is of the request and what became of it.
         await page.locator('#rfp-detail').evaluate((el: any) => el.scrollIntoView({ block: 'start' }))
       }],
-      ['contracts', async () => { await page.waitForSelector('main[data-page="contracts"] table') }],
+      ['contracts', async () => {
+        await page.click(`#contracts-table tr[data-contract="${id}"] a`)
+        await page.waitForSelector('#contract-detail[data-state="ready"]')
+      }],
       ['trust', async () => { await page.waitForSelector('main[data-page="trust"] svg') }],
       ['node', async () => { await page.waitForSelector('main[data-page="node"]') }]
     ]

@@ -40,6 +40,7 @@ export interface NodeMetrics {
   terminations: Counter<'reason' | 'by'>
   contractsUnresponsive: Gauge
   usageCpuSeconds: Counter<'backend'>
+  residentMemory: Gauge
 }
 
 export function createNodeMetrics (): NodeMetrics {
@@ -75,6 +76,8 @@ export function createNodeMetrics (): NodeMetrics {
     heartbeats: new Counter({ name: 'cmesh_heartbeats_total', help: 'Contract heartbeats sent (provider) and received (requester), by outcome (ok or the refusal or failure code)', labelNames: ['direction', 'outcome'], registers }),
     terminations: new Counter({ name: 'cmesh_contract_terminations_total', help: 'Contracts ended, by termination reason and the role of the party that asked (provider or requester)', labelNames: ['reason', 'by'], registers }),
     contractsUnresponsive: new Gauge({ name: 'cmesh_contracts_unresponsive', help: 'Requester: ready contracts whose provider stopped sending heartbeats', registers }),
-    usageCpuSeconds: new Counter({ name: 'cmesh_contract_usage_cpu_seconds_total', help: 'Provider: CPU seconds its contracts\' machines used, as the backends measure it', labelNames: ['backend'], registers })
+    usageCpuSeconds: new Counter({ name: 'cmesh_contract_usage_cpu_seconds_total', help: 'Provider: CPU seconds its contracts\' machines used, as the backends measure it', labelNames: ['backend'], registers }),
+    // The standard name, read when scraped; prom-client's full default set (event-loop monitors, GC hooks) is not worth its cost here.
+    residentMemory: new Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes', registers, collect () { this.set(process.memoryUsage.rss()) } })
   }
 }

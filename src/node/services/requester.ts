@@ -122,7 +122,7 @@ export class Requester implements Startable {
   /** Every contract in the store, either role, newest first. */
   async list (): Promise<Array<Record<string, unknown>>> {
     const out = (await this.components.store.entries('contracts')).map(([, bytes]) => decodeContract(bytes))
-    return out.sort((a, b) => b.updatedAtUnixSecs - a.updatedAtUnixSecs).map((c) => ({ id: c.id, role: c.role, state: c.state, counterparty: c.counterparty, costWei: c.costWei, ...(c.ccb !== undefined ? { currency: decodeRecord(c.ccb, [CcbType]).value.bid.currency } : {}), backend: c.backend, validToUnixSecs: c.validToUnixSecs, updatedAtUnixSecs: c.updatedAtUnixSecs, ...(c.error !== undefined ? { error: c.error } : {}) }))
+    return out.sort((a, b) => b.updatedAtUnixSecs - a.updatedAtUnixSecs).map((c) => ({ id: c.id, role: c.role, state: c.state, counterparty: c.counterparty, costWei: c.costWei, ...(c.ccb !== undefined ? { currency: decodeRecord(c.ccb, [CcbType]).value.bid.currency } : {}), backend: c.backend, validToUnixSecs: c.validToUnixSecs, updatedAtUnixSecs: c.updatedAtUnixSecs, ...(c.payment !== undefined ? { payment: c.payment } : {}), ...(c.error !== undefined ? { error: c.error } : {}) }))
   }
 
   /** What `cmesh receipt open` needs: the CCR, the sealed receipt and the key it is sealed to. */
