@@ -108,15 +108,15 @@ describe('record verify pool', () => {
   it('a worker terminated mid-batch loses nothing and admits nothing unverified; it is replaced', async () => {
     const p = pool({ size: 1, inlineBelow: 1 })
     await p.whenReady()
-    const batch = mixedBatch(600)
+    const batch = mixedBatch(3000)
     const pending = p.decodeBatch(batch)
-    // decodeBatch posts the job after one macrotask; 600 verifications take far longer than that.
+    // decodeBatch posts the job after one macrotask; 3,000 signatures (≈ 0.2 s) take far longer than that.
     await new Promise((resolve) => setImmediate(resolve))
     const victim = p.threads[0]!
     await victim.terminate()
     const got = (await pending).map(outcome)
     assert.deepEqual(got, decodeBatchInline(batch).map(outcome))
-    assert.equal(p.stats.fallbackRecords, signed(600), 'the dead worker\'s job was checked inline')
+    assert.equal(p.stats.fallbackRecords, signed(3000), 'the dead worker\'s job was checked inline')
     assert.equal(p.stats.restarts, 1)
     await p.whenReady(1)
     assert.notEqual(p.threads[0], victim)
@@ -156,7 +156,7 @@ describe('record verify pool', () => {
   it('stop rejects jobs still held with VERIFY_POOL_STOPPED, and later batches go inline', async () => {
     const p = pool({ size: 1, inlineBelow: 1 })
     await p.whenReady()
-    const settled = p.decodeBatch(mixedBatch(400)).then(() => 'resolved', (err: unknown) => err)
+    const settled = p.decodeBatch(mixedBatch(2000)).then(() => 'resolved', (err: unknown) => err)
     // decodeBatch yields one macrotask before it hands the batch to a worker.
     await new Promise((resolve) => setImmediate(resolve))
     await p.stop()
