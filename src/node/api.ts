@@ -161,7 +161,7 @@ export class ApiServer {
       if (!res.writableFinished) controller.abort()
     })
     try {
-      this.checkOrigin(req)
+      this.checkHostAndOrigin(req)
       const url = req.url ?? ''
       const q = url.indexOf('?')
       const path = q < 0 ? url : url.slice(0, q)
@@ -185,7 +185,7 @@ export class ApiServer {
     }
   }
 
-  private checkOrigin (req: IncomingMessage): void {
+  private checkHostAndOrigin (req: IncomingMessage): void {
     const hosts = [`127.0.0.1:${this.port}`, `localhost:${this.port}`, `[::1]:${this.port}`]
     if (!hosts.includes(req.headers.host ?? '')) throw new ApiError('BAD_HOST', 'the Host header does not name this API', { status: 421 })
     const origin = req.headers.origin
