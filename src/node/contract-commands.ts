@@ -3,8 +3,9 @@
  * the command line, through the running node's local API. The node runs the flow; these commands
  * start it, show it, and open the sealed receipt here (the SSH key is written 0600, never printed).
  */
+import { receiptKeyFile, receiptKnownHosts, receiptSshCommand } from './receipt-login.js'
 import { mkdir, readFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import { Option, InvalidArgumentError, type Command } from 'commander'
 import { ATTESTATION_LEVELS } from '../market/ladder.js'
 import { fromHex } from '../market/bytes.js'
@@ -199,14 +200,14 @@ export function addContractCommands (program: Command, run: CliRun): void {
       const got = await api<{ ccr: string, enc: string, ct: string, receiptKey: string }>(opts.data, 'GET', `/v1/contracts/${encodeURIComponent(id)}/receipt`)
       const ccr = fromHex(got.ccr)
       const receipt = await openReceipt({ enc: fromHex(got.enc), ct: fromHex(got.ct) }, fromHex(got.receiptKey), cidForBytes(ccr).bytes)
-      const keyFile = resolve(opts.keyOut ?? join(opts.data, 'receipts', `${id}.key`))
-      const knownHosts = `${keyFile}.known_hosts`
+      const keyFile = resolve(opts.keyOut ?? receiptKeyFile(opts.data, id))
+      const knownHosts = receiptKnownHosts(keyFile)
       await mkdir(dirname(keyFile), { recursive: true, mode: 0o700 })
       await writeFileAtomic(keyFile, new TextEncoder().encode(receipt.privateKey), 0o600)
       // OpenSSH looks up port 22 under the bare host name, any other port as [host]:port.
       const hostPattern = receipt.port === 22 ? receipt.host : `[${receipt.host}]:${receipt.port}`
       await writeFileAtomic(knownHosts, new TextEncoder().encode(`${hostPattern} ${receipt.hostKey}\n`), 0o600)
-      const ssh = ['ssh', '-i', keyFile, '-p', String(receipt.port), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, `${receipt.user}@${receipt.host}`]
+      const ssh = receiptSshCommand(receipt, keyFile)
       const out = { host: receipt.host, port: receipt.port, user: receipt.user, hostKeyFingerprint: receipt.hostKeyFingerprint, grantId: receipt.grantId, validToUnixSecs: receipt.validToUnixSecs, keyFile, knownHosts, ssh }
       if (opts.json === true) return run.json(out)
       run.io.out([

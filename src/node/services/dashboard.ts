@@ -6,7 +6,6 @@
  * a `metrics` event goes out every METRICS_EVENT_SECS, so no page polls.
  */
 import type { Startable } from '@libp2p/interface'
-import { join } from 'node:path'
 import { z } from 'zod'
 import { ApiError, type ApiRoute } from '../api.js'
 import { ATTESTATION_LEVELS, type AttestationLevel } from '../../market/ladder.js'
@@ -18,6 +17,7 @@ import { isVouch } from '../../market/trust.js'
 import { openReceipt } from '../../market/sealed-receipt.js'
 import { cidForBytes } from '../../market/cbor.js'
 import { DashboardSessions, sessionCookie } from '../dashboard-sessions.js'
+import { receiptKeyFile, receiptSshCommand } from '../receipt-login.js'
 import { dashboardAssetRoutes, DASHBOARD_HEADERS } from '../dashboard-assets.js'
 import { every, nowSecs, type NodeComponents } from '../components.js'
 import type { NodeServices } from './index.js'
@@ -176,8 +176,7 @@ export class DashboardService implements Startable {
     const sealed = await this.init.services().requester.receipt(id)
     if (sealed === undefined) throw new ApiError('NOT_FOUND', 'no receipt for this contract (not a requester contract here, or not provisioned yet)', { status: 404 })
     const receipt = await openReceipt({ enc: sealed.enc, ct: sealed.ct }, sealed.receiptKey, cidForBytes(sealed.ccr).bytes)
-    const keyFile = join(this.components.dataDir, 'receipts', `${id}.key`)
-    const knownHosts = `${keyFile}.known_hosts`
+    const keyFile = receiptKeyFile(this.components.dataDir, id)
     return {
       host: receipt.host,
       port: receipt.port,
@@ -185,7 +184,7 @@ export class DashboardService implements Startable {
       hostKeyFingerprint: receipt.hostKeyFingerprint,
       validToUnixSecs: receipt.validToUnixSecs,
       open: `cmesh receipt open ${id} --data ${this.components.dataDir}`,
-      ssh: ['ssh', '-i', keyFile, '-p', String(receipt.port), '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, `${receipt.user}@${receipt.host}`].join(' ')
+      ssh: receiptSshCommand(receipt, keyFile).join(' ')
     }
   }
 }
