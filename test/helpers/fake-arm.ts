@@ -68,6 +68,7 @@ export class FakeArm {
   /** Each VM's SSH host key line (`ssh-ed25519 <base64>`), by lower-cased VM name. */
   readonly hostKeys = new Map<string, string>()
   private readonly upAt = new Map<string, number>()
+  private readonly serialLogReads = new Map<string, number>()
   private readonly sas = new Map<string, string>()
   private ipSeq = 0
   faults: FakeArmFaults = {}
@@ -295,8 +296,14 @@ export class FakeArm {
     }
   }
 
-  /** A cloud-init-like serial log: the host key block only once the VM has been up serialLogDelayMs. */
+  /**
+   * A cloud-init-like serial log: the host key block only once the VM has been up serialLogDelayMs
+   * and the log has been read at least once without it, so a reader is always seen polling, however
+   * late a loaded machine lets its first read come.
+   */
   private serialLog (vmKey: string): string {
+    const reads = (this.serialLogReads.get(vmKey) ?? 0) + 1
+    this.serialLogReads.set(vmKey, reads)
     const lines = [
       '[    0.000000] Linux version 6.8.0-1015-azure (buildd@lcy02-amd64-051) #17-Ubuntu SMP',
       '[    0.000000] Command line: BOOT_IMAGE=/vmlinuz-6.8.0-1015-azure root=PARTUUID=0 ro console=tty1 console=ttyS0 earlyprintk=ttyS0',
@@ -304,7 +311,7 @@ export class FakeArm {
       '[    9.871234] cloud-init[801]: Cloud-init v. 24.1.3 running \'modules:config\' at Mon, 01 Jan 2024 00:00:05 +0000.'
     ]
     const up = this.upAt.get(vmKey)
-    if (up !== undefined && this.faults.noHostKeys !== true && Date.now() - up >= (this.opts.serialLogDelayMs ?? 150)) {
+    if (up !== undefined && this.faults.noHostKeys !== true && reads > 1 && Date.now() - up >= (this.opts.serialLogDelayMs ?? 150)) {
       let hostKey = this.hostKeys.get(vmKey)
       if (hostKey === undefined) {
         hostKey = ed25519HostKeyLine()
