@@ -16,6 +16,20 @@ export function ErrorAlert ({ error, id, always = false, prefix }) {
     </div>`
 }
 
+/**
+ * A stored contract's or RFP's `error`: while it is live, a failure (an alert with code and detail);
+ * once it has ended, how it ended (e.g. REQUESTER), an outcome for the facts list, not an alert.
+ */
+export function StoredFailure ({ record }) {
+  if (record.error === undefined || record.state === 'ended') return null
+  return html`<${ErrorAlert} error=${{ code: record.error.code, message: record.error.detail }} />`
+}
+
+/** The "Ended" fact of a stored contract or RFP (undefined while it has not ended with a reason). */
+export function endedFact (record) {
+  return ['Ended', record.error !== undefined && record.state === 'ended' ? html`<code>${record.error.code}</code> ${record.error.detail}` : undefined]
+}
+
 /** A DID, shortened, with the full one in the title (and for copy-paste in selection). */
 export function Did ({ did, me }) {
   if (typeof did !== 'string') return html`<span class="muted">—</span>`

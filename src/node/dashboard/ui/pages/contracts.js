@@ -6,7 +6,7 @@
 import { html, useEffect, useRef, useState } from '/ui/vendor/htm-preact.mjs'
 import { api } from '../api.js'
 import { refresh, useResource } from '../resource.js'
-import { Card, Command, Did, Empty, ErrorAlert, Facts, Loading, ShortId, StateBadge, Value } from '../components.js'
+import { Card, Command, Did, Empty, ErrorAlert, Facts, Loading, ShortId, StateBadge, StoredFailure, Value, endedFact } from '../components.js'
 import { formatDuration, formatNumber, formatTime, formatWei, relativeTime } from '../format.js'
 
 /** States a terminate request no longer applies to. */
@@ -187,12 +187,9 @@ function ContractDetail ({ id }) {
       ${c === undefined
         ? (res.error === undefined ? html`<${Loading} />` : null)
         : html`
-          ${c.error !== undefined && c.state !== 'ended'
-            ? html`<div class="alert alert-error" role="alert"><strong class="error-code">${c.error.code}</strong> <span class="error-message">${c.error.detail}</span></div>`
-            : null}
+          <${StoredFailure} record=${c} />
           <${Facts} items=${[
-            // An ended contract's "error" is how it ended (e.g. REQUESTER): an outcome, not a failure.
-            ['Ended', c.error !== undefined && c.state === 'ended' ? html`<code>${c.error.code}</code> ${c.error.detail}` : undefined],
+            endedFact(c),
             ['Counterparty', c.counterparty !== undefined ? html`<${Did} did=${c.counterparty} />` : undefined],
             ['Cost', c.costWei !== undefined ? html`<span class="mono">${formatWei(c.costWei, c.currency)}</span>` : undefined],
             ['Backend', c.backend],

@@ -6,7 +6,7 @@
 import { html, useEffect, useMemo, useRef, useState } from '/ui/vendor/htm-preact.mjs'
 import { api } from '../api.js'
 import { refresh, useResource } from '../resource.js'
-import { Card, Did, Empty, ErrorAlert, Facts, LevelBadge, Loading, ShortId, SimulatedBadge, StateBadge, Value } from '../components.js'
+import { Card, Did, Empty, ErrorAlert, Facts, LevelBadge, Loading, ShortId, SimulatedBadge, StateBadge, StoredFailure, Value, endedFact } from '../components.js'
 import { LEVELS, LEVEL_HELP, formatDuration, formatTime, formatWei, groupDigits, relativeTime } from '../format.js'
 
 const DEFAULTS = {
@@ -283,11 +283,9 @@ function RfpDetail ({ id }) {
       ${rfp === undefined
         ? (res.error === undefined ? html`<${Loading} />` : null)
         : html`
-          ${rfp.error !== undefined && rfp.state !== 'ended'
-            ? html`<div class="alert alert-error" role="alert"><strong class="error-code">${rfp.error.code}</strong> <span class="error-message">${rfp.error.detail}</span></div>`
-            : null}
+          <${StoredFailure} record=${rfp} />
           <${Facts} items=${[
-            ['Ended', rfp.error !== undefined && rfp.state === 'ended' ? html`<code>${rfp.error.code}</code> ${rfp.error.detail}` : undefined],
+            endedFact(rfp),
             ['URI', rfp.uri !== undefined ? html`<span class="mono small wrap">${rfp.uri}</span>` : undefined],
             ['Chosen', rfp.chosen !== undefined
               ? html`<${Did} did=${rfp.chosen.provider} /> at <span class="mono">${formatWei(rfp.chosen.costWei, rfp.chosen.currency)}</span><div class="small muted choice-reason">${reason}</div>`
